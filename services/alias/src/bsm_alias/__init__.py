@@ -1,0 +1,1 @@
+"""bsm alias service."""

@@ -1,0 +1,176 @@
+"""Composition root and adapter of the alias service.
+
+Consumes ``bsm.parties`` (the address book) and ``bsm.messages.submitted``; produces
+``bsm.messages.addressed`` or, when it stops a message, ``bsm.messages.bounced`` (stage
+``alias``). Consumer group ``bsm.alias``; ack policy in :func:`bsm_shared.runtime.kafka.subscribe`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from faststream import FastStream
+from uuid6 import uuid7
+
+from bsm_shared.contract import BouncedEvent, MessageAddressedEvent
+from bsm_shared.contract.payloads import (
+    Bounced,
+    MessageAddressed,
+    MessageSubmitted,
+    PartyRegistered,
+)
+from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
+from bsm_shared.runtime.pii import PiiVault
+from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.topics import Group, Topic
+
+from . import core
+from .settings import AliasSettings
+from .store import AliasStore, migrations
+
+log = logging.getLogger("bsm.alias")
+PRODUCER = "alias"
+
+
+class AliasHandlers:
+    def __init__(self, rt: ServiceRuntime, settings: AliasSettings, new_id: Callable[[], UUID]):
+        self.rt = rt
+        self.settings = settings
+        self.vault = PiiVault(settings.pii_key_bytes())
+        self.new_id = new_id
+
+    def store(self, conn: asyncpg.Connection) -> AliasStore:
+        return AliasStore(conn, self.rt.schema, self.vault)
+
+    async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        data = incoming.event.data
+        if isinstance(data, PartyRegistered):
+            await self.store(conn).upsert_party(
+                party_id=data.party_id, role=data.role, display_name=data.display_name,
+                locale=data.locale, marketplace=data.marketplace, email=data.email,
+                registered_at=incoming.event.occurred_at,
+            )
+            incoming.released.append(f"party:{data.party_id}")
+        # Seller settings (authorized / blocked senders) arrive with the mail door (issue 3).
+        return []
+
+    async def on_submitted(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        msg: MessageSubmitted = incoming.event.data  # type: ignore[assignment]
+        store = self.store(conn)
+        domain = self.settings.mail_domain
+        wait = self.settings.party_wait_seconds
+
+        sender = await store.party(msg.sender.party_id) if msg.sender.party_id else None
+        if sender is None and msg.sender.party_id and not incoming.expired and wait > 0:
+            raise Defer(f"party:{msg.sender.party_id}", wait)
+
+        relationship: core.Relationship | None = None
+        recipient: core.Party | None = None
+        if msg.recipient.party_id:
+            recipient = await store.party(msg.recipient.party_id)
+            if recipient is None and not incoming.expired and wait > 0:
+                raise Defer(f"party:{msg.recipient.party_id}", wait)
+        elif msg.recipient.address:
+            local = core.alias_local_part(msg.recipient.address, domain)
+            found = await store.by_alias(local) if local else None
+            if found:
+                relationship, recipient = found
+
+        stop = core.check_parties(msg, sender, recipient)
+        if stop is None and relationship is not None and sender is not None:
+            if sender.party_id not in (relationship.buyer_id, relationship.seller_id):
+                stop = core.Stop(
+                    "alias_not_for_sender",
+                    "This alias belongs to a conversation partner of another party.",
+                    "Write to the aliases of your own conversations.",
+                    "A3",
+                )
+        if stop is not None:
+            return [self.bounce(incoming, msg, stop)]
+        assert sender is not None and recipient is not None
+        if relationship is None:
+            buyer, seller = (sender, recipient) if sender.role == "buyer" else (recipient, sender)
+            relationship = await store.relationship(buyer.party_id, seller.party_id, str(self.new_id()))
+
+        parent = await store.prior_message(msg.in_reply_to) if msg.in_reply_to else None
+        decided = core.decide_conversation(
+            msg, relationship, parent, sender_role=sender.role,
+            new_conversation_id=str(self.new_id()),
+        )
+        if isinstance(decided, core.Stop):
+            return [self.bounce(incoming, msg, decided, relationship_id=relationship.relationship_id)]
+        conversation_id, started_by = decided
+        if not await store.record_message(
+            message_id=msg.message_id, conversation_id=conversation_id,
+            relationship_id=relationship.relationship_id, started_by=started_by,
+            order_id=msg.order_id,
+        ):
+            # The same message id submitted again (under a new event id): it already has its
+            # outcome on the way; addressing it twice would give it two.
+            log.warning("message %s was already addressed; duplicate ignored", msg.message_id)
+            return []
+        fields = core.addressed_fields(
+            msg, sender=sender, recipient=recipient, relationship=relationship,
+            conversation_id=conversation_id, started_by=started_by, mail_domain=domain,
+        )
+        data = MessageAddressed.model_validate(
+            {**msg.model_dump(), **fields.model_dump()}
+        )
+        event = build_event(
+            MessageAddressedEvent, data,
+            event_id=derived_event_id(incoming.event.event_id, PRODUCER),
+            occurred_at=self.rt.clock(), producer=PRODUCER,
+            correlation_id=msg.message_id, causation_id=incoming.event.event_id,
+        )
+        return [Outgoing(Topic.ADDRESSED, relationship.relationship_id, event)]
+
+    def bounce(
+        self, incoming: Incoming, msg: MessageSubmitted, stop: core.Stop,
+        relationship_id: str | None = None,
+    ) -> Outgoing:
+        now: datetime = self.rt.clock()
+        data = Bounced(
+            message_id=msg.message_id, stage="alias", reason_code=stop.reason_code,
+            rule=stop.rule, explanation=stop.explanation, remedy=stop.remedy, bounced_at=now,
+            submitted_at=msg.submitted_at, relationship_id=relationship_id,
+            sender_party_id=msg.sender.party_id, recipient_party_id=msg.recipient.party_id,
+            order_id=msg.order_id,
+        )
+        event = build_event(
+            BouncedEvent, data,
+            event_id=derived_event_id(incoming.event.event_id, PRODUCER),
+            occurred_at=now, producer=PRODUCER,
+            correlation_id=msg.message_id, causation_id=incoming.event.event_id,
+        )
+        return Outgoing(Topic.BOUNCED, relationship_id or msg.message_id, event)
+
+
+def create_runtime(
+    settings: AliasSettings, *, new_id: Callable[[], UUID] = uuid7, **kwargs: object
+) -> ServiceRuntime:
+    holder: dict[str, AliasHandlers] = {}
+
+    def handlers(rt: ServiceRuntime) -> dict:
+        h = holder["h"] = AliasHandlers(rt, settings, new_id)
+        # Order matters: parties are applied before the messages of the same batch.
+        return {Topic.PARTIES: h.on_parties, Topic.SUBMITTED: h.on_submitted}
+
+    return ServiceRuntime(
+        name=PRODUCER,
+        settings=settings,
+        group=Group.ALIAS,
+        inputs=[Topic.PARTIES, Topic.SUBMITTED],
+        migrations=migrations(settings.db_schema or PRODUCER),
+        handlers=handlers,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def create_app(settings: AliasSettings, **kwargs: object) -> FastStream:
+    """The alias service as a FastStream application."""
+    return create_runtime(settings, **kwargs).faststream_app()

@@ -1,0 +1,180 @@
+"""The alias service's tables (schema ``alias`` by default) and queries.
+
+Aliases are a fact of the schema: ``aliases.local_part`` is the primary key (no two sides of
+any relationships share an alias) and ``relationships (buyer_id, seller_id)`` is unique (one
+pair, one relationship, forever).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+
+from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.pii import PiiVault
+
+from .core import Party, PriorMessage, Relationship
+
+ALIAS_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+ALIAS_LENGTH = 16  # 16 × log2(36) ≈ 82.7 bits from the CSPRNG (A2 asks for ≥ 75)
+
+
+def random_alias_local() -> str:
+    """A fresh alias local part: CSPRNG, never derived from an address, [a-z0-9]{16}."""
+    return "".join(secrets.choice(ALIAS_ALPHABET) for _ in range(ALIAS_LENGTH))
+
+
+def migrations(schema: str) -> list[str]:
+    s = check_ident(schema)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {s}.parties (
+            party_id     text PRIMARY KEY,
+            role         text NOT NULL CHECK (role IN ('buyer', 'seller')),
+            display_name text NOT NULL,
+            locale       text NOT NULL,
+            marketplace  text NOT NULL,
+            data_key     bytea NOT NULL,      -- the party's AES-GCM data key, wrapped
+            email_enc    bytea NOT NULL,      -- the real address, encrypted with the data key
+            email_index  bytea NOT NULL,      -- keyed blind index for lookups by address
+            registered_at timestamptz NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS parties_email_index ON {s}.parties (email_index)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.relationships (
+            relationship_id text PRIMARY KEY,
+            buyer_id     text NOT NULL,
+            seller_id    text NOT NULL,
+            buyer_alias  text NOT NULL UNIQUE,
+            seller_alias text NOT NULL UNIQUE,
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (buyer_id, seller_id)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.aliases (
+            local_part      text PRIMARY KEY CHECK (local_part ~ '^[a-z0-9]{{15,16}}$'),
+            relationship_id text NOT NULL REFERENCES {s}.relationships,
+            party_id        text NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.messages (
+            message_id      text PRIMARY KEY,
+            conversation_id text NOT NULL,
+            relationship_id text NOT NULL,
+            conversation_started_by text NOT NULL,
+            order_id        text
+        )""",
+    ]
+
+
+class AliasStore:
+    def __init__(self, conn: asyncpg.Connection, schema: str, vault: PiiVault) -> None:
+        self.c = conn
+        self.s = check_ident(schema)
+        self.vault = vault
+
+    async def upsert_party(
+        self, *, party_id: str, role: str, display_name: str, locale: str, marketplace: str,
+        email: str, registered_at: object,
+    ) -> None:
+        existing = await self.c.fetchval(
+            f"SELECT data_key FROM {self.s}.parties WHERE party_id = $1", party_id
+        )
+        data_key = existing or self.vault.new_data_key(party_id)
+        await self.c.execute(
+            f"""INSERT INTO {self.s}.parties AS p (party_id, role, display_name, locale,
+                    marketplace, data_key, email_enc, email_index, registered_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (party_id) DO UPDATE SET role = EXCLUDED.role,
+                    display_name = EXCLUDED.display_name, locale = EXCLUDED.locale,
+                    marketplace = EXCLUDED.marketplace, email_enc = EXCLUDED.email_enc,
+                    email_index = EXCLUDED.email_index""",
+            party_id, role, display_name, locale, marketplace, data_key,
+            self.vault.encrypt(party_id, data_key, "email", email),
+            self.vault.blind_index(email), registered_at,
+        )
+
+    async def party(self, party_id: str) -> Party | None:
+        row = await self.c.fetchrow(
+            f"SELECT party_id, role, display_name, locale FROM {self.s}.parties WHERE party_id = $1",
+            party_id,
+        )
+        return Party(**dict(row)) if row else None
+
+    async def by_alias(self, local_part: str) -> tuple[Relationship, Party] | None:
+        row = await self.c.fetchrow(
+            f"SELECT relationship_id, party_id FROM {self.s}.aliases WHERE local_part = $1",
+            local_part,
+        )
+        if row is None:
+            return None
+        rel = await self.relationship_by_id(row["relationship_id"])
+        party = await self.party(row["party_id"])
+        if rel is None or party is None:
+            return None
+        return rel, party
+
+    async def relationship_by_id(self, relationship_id: str) -> Relationship | None:
+        row = await self.c.fetchrow(
+            f"SELECT relationship_id, buyer_id, seller_id, buyer_alias, seller_alias "
+            f"FROM {self.s}.relationships WHERE relationship_id = $1",
+            relationship_id,
+        )
+        return Relationship(**dict(row)) if row else None
+
+    async def relationship(self, buyer_id: str, seller_id: str, new_id: str) -> Relationship:
+        """The pair's relationship, created with two fresh random aliases the first time.
+
+        Two instances may meet the same new pair at once: ``ON CONFLICT`` makes the second
+        wait for the first's commit and then read the winner's row, so a pair never gets two
+        relationships (and never a unique-violation error)."""
+        select = (
+            f"SELECT relationship_id, buyer_id, seller_id, buyer_alias, seller_alias "
+            f"FROM {self.s}.relationships WHERE buyer_id = $1 AND seller_id = $2"
+        )
+        row = await self.c.fetchrow(select, buyer_id, seller_id)
+        if row:
+            return Relationship(**dict(row))
+        while True:
+            buyer_alias, seller_alias = random_alias_local(), random_alias_local()
+            taken = await self.c.fetchval(
+                f"SELECT count(*) FROM {self.s}.aliases WHERE local_part = ANY($1::text[])",
+                [buyer_alias, seller_alias],
+            )
+            if not taken and buyer_alias != seller_alias:  # 2^-82 per draw; loop for form
+                break
+        created = await self.c.fetchval(
+            f"INSERT INTO {self.s}.relationships (relationship_id, buyer_id, seller_id, "
+            f"buyer_alias, seller_alias) VALUES ($1, $2, $3, $4, $5) "
+            f"ON CONFLICT (buyer_id, seller_id) DO NOTHING RETURNING true",
+            new_id, buyer_id, seller_id, buyer_alias, seller_alias,
+        )
+        if not created:
+            row = await self.c.fetchrow(select, buyer_id, seller_id)
+            assert row is not None
+            return Relationship(**dict(row))
+        await self.c.executemany(
+            f"INSERT INTO {self.s}.aliases (local_part, relationship_id, party_id) "
+            f"VALUES ($1, $2, $3)",
+            [(buyer_alias, new_id, buyer_id), (seller_alias, new_id, seller_id)],
+        )
+        return Relationship(new_id, buyer_id, seller_id, buyer_alias, seller_alias)
+
+    async def prior_message(self, message_id: str) -> PriorMessage | None:
+        row = await self.c.fetchrow(
+            f"SELECT message_id, conversation_id, relationship_id, conversation_started_by "
+            f"FROM {self.s}.messages WHERE message_id = $1",
+            message_id,
+        )
+        return PriorMessage(**dict(row)) if row else None
+
+    async def record_message(
+        self, *, message_id: str, conversation_id: str, relationship_id: str, started_by: str,
+        order_id: str | None,
+    ) -> bool:
+        """Remember a message for threading; False if the message id was already addressed."""
+        return bool(
+            await self.c.fetchval(
+                f"INSERT INTO {self.s}.messages (message_id, conversation_id, relationship_id, "
+                f"conversation_started_by, order_id) VALUES ($1, $2, $3, $4, $5) "
+                f"ON CONFLICT DO NOTHING RETURNING true",
+                message_id, conversation_id, relationship_id, started_by, order_id,
+            )
+        )

@@ -1,0 +1,290 @@
+"""Composition root and adapter of the delivery service.
+
+Consumes ``bsm.parties`` (recipients' real addresses, stored encrypted) and
+``bsm.messages.policy-checked`` (verified: only the policy service may write it). Consumer
+group ``bsm.delivery``; ack policy in :func:`bsm_shared.runtime.kafka.subscribe`.
+
+Exactly one outcome per message:
+
+* a rejection becomes ``Bounced`` (stage ``policy``) in the same transaction that records the
+  input event as processed;
+* an approval becomes a row in ``jobs`` in that transaction. The worker claims due jobs
+  (``FOR UPDATE SKIP LOCKED``: several instances never send the same job concurrently), sends
+  them over one SMTP connection, and in the same transaction stores the mailbox entry, closes
+  the job and puts ``Delivered`` (or ``Bounced`` stage ``delivery``) in the outbox. Temporary
+  failures reschedule the job with exponential backoff, in the table, so the schedule survives
+  a restart. Both outcome events have an id derived from the ``PolicyChecked`` id: whatever
+  is retried, a message never gets two.
+
+SMTP is at-least-once: a crash after the relay accepted a mail but before the commit sends it
+again on restart, with the same ``Message-ID`` (recipients' clients collapse the copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+import aiosmtplib
+import asyncpg
+from faststream import FastStream
+
+from bsm_shared.contract import BouncedEvent, DeliveredEvent
+from bsm_shared.contract.payloads import PartyRegistered, PolicyChecked
+from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.runtime.consumer import Incoming, Outgoing
+from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident
+from bsm_shared.runtime.pii import PiiVault
+from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.topics import Group, Topic
+
+from . import core
+from .settings import DeliverySettings
+
+log = logging.getLogger("bsm.delivery")
+PRODUCER = "delivery"
+BOUNCE_ADDRESS_LOCAL = "bounces"
+
+
+def migrations(schema: str) -> list[str]:
+    s = check_ident(schema)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {s}.parties (
+            party_id     text PRIMARY KEY,
+            role         text NOT NULL,
+            display_name text NOT NULL,
+            locale       text NOT NULL,
+            data_key     bytea NOT NULL,
+            email_enc    bytea NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.jobs (
+            message_id      text PRIMARY KEY,
+            cause_event_id  uuid NOT NULL,
+            policy_checked  text NOT NULL,
+            state           text NOT NULL DEFAULT 'pending'
+                            CHECK (state IN ('pending', 'delivered', 'bounced')),
+            attempts        integer NOT NULL DEFAULT 0,
+            next_attempt_at timestamptz NOT NULL DEFAULT now(),
+            last_error      text,
+            created_at      timestamptz NOT NULL DEFAULT now()
+        )""",
+        f"CREATE INDEX IF NOT EXISTS jobs_due ON {s}.jobs (next_attempt_at) WHERE state = 'pending'",
+        f"""CREATE TABLE IF NOT EXISTS {s}.mailbox (
+            message_id      text PRIMARY KEY,
+            recipient_party_id text NOT NULL,
+            sender_party_id text NOT NULL,
+            conversation_id text NOT NULL,
+            order_id        text,
+            sender_alias    text NOT NULL,
+            subject         text NOT NULL,
+            text_body       text,
+            html_body       text,
+            delivered_at    timestamptz NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS mailbox_recipient ON {s}.mailbox (recipient_party_id)",
+    ]
+
+
+class Delivery:
+    def __init__(self, rt: ServiceRuntime, settings: DeliverySettings) -> None:
+        self.rt = rt
+        self.settings = settings
+        self.s = check_ident(rt.schema)
+        self.vault = PiiVault(settings.pii_key_bytes())
+        self.wake = asyncio.Event()
+        rt.committed_callbacks.append(self.wake.set)
+        self.sent = 0
+
+    # -- consumer side ------------------------------------------------------------------------
+    async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        data = incoming.event.data
+        if isinstance(data, PartyRegistered):
+            key = await conn.fetchval(
+                f"SELECT data_key FROM {self.s}.parties WHERE party_id = $1", data.party_id
+            ) or self.vault.new_data_key(data.party_id)
+            await conn.execute(
+                f"""INSERT INTO {self.s}.parties (party_id, role, display_name, locale, data_key,
+                        email_enc) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (party_id) DO UPDATE SET role = EXCLUDED.role,
+                        display_name = EXCLUDED.display_name, locale = EXCLUDED.locale,
+                        email_enc = EXCLUDED.email_enc""",
+                data.party_id, data.role, data.display_name, data.locale, key,
+                self.vault.encrypt(data.party_id, key, "email", data.email),
+            )
+        return []
+
+    async def on_policy_checked(
+        self, conn: asyncpg.Connection, incoming: Incoming
+    ) -> list[Outgoing]:
+        pc: PolicyChecked = incoming.event.data  # type: ignore[assignment]
+        if pc.verdict == "rejected":
+            now = self.rt.clock()
+            return [self._outcome(BouncedEvent, Topic.BOUNCED, core.rejection(pc, now=now),
+                                  incoming.event.event_id, now)]
+        await conn.execute(
+            f"INSERT INTO {self.s}.jobs (message_id, cause_event_id, policy_checked) "
+            f"VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING",
+            pc.message_id, incoming.event.event_id, pc.model_dump_json(),
+        )
+        return []
+
+    def _outcome(self, model, topic: Topic, data, cause, now: datetime) -> Outgoing:  # noqa: ANN001
+        event = build_event(
+            model, data, event_id=derived_event_id(cause, PRODUCER), occurred_at=now,
+            producer=PRODUCER, correlation_id=data.message_id, causation_id=cause,
+        )
+        return Outgoing(topic, data.relationship_id or data.message_id, event)
+
+    # -- worker side --------------------------------------------------------------------------
+    async def run_worker(self, _rt: ServiceRuntime | None = None) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if await self.deliver_due() == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), timeout=0.5)
+                    self.wake.clear()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the worker must not die; jobs stay pending
+                log.exception("delivery worker failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _recipient_address(self, conn: asyncpg.Connection, party_id: str) -> str | None:
+        row = await conn.fetchrow(
+            f"SELECT data_key, email_enc FROM {self.s}.parties WHERE party_id = $1", party_id
+        )
+        if row is None:
+            return None
+        return self.vault.decrypt(party_id, row["data_key"], "email", row["email_enc"])
+
+    async def deliver_due(self) -> int:
+        """Send every due job once; returns how many jobs were attempted."""
+        assert self.rt.pool is not None
+        domain = self.settings.mail_domain
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT message_id, cause_event_id, policy_checked, attempts FROM {self.s}.jobs "
+                f"WHERE state = 'pending' AND next_attempt_at <= now() "
+                f"ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.settings.batch_size,
+            )
+            if not rows:
+                return 0
+            host, port = self.settings.relay_address()
+            smtp: aiosmtplib.SMTP | None = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+            try:
+                await smtp.connect()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.warning("SMTP relay %s:%d unreachable: %s", host, port, exc)
+                smtp = None
+            out: list[Outgoing] = []
+            try:
+                for row in rows:
+                    out.extend(await self._attempt(conn, row, smtp, domain))
+            finally:
+                if smtp is not None:
+                    with contextlib.suppress(Exception):
+                        await smtp.quit()
+            await self.rt.record(conn, out)
+        self.rt.relay.wake()  # type: ignore[union-attr]
+        return len(rows)
+
+    async def _attempt(self, conn: asyncpg.Connection, row, smtp, domain: str) -> list[Outgoing]:  # noqa: ANN001
+        pc = PolicyChecked.model_validate_json(row["policy_checked"])
+        cause = row["cause_event_id"]
+        now = self.rt.clock()
+        address = await self._recipient_address(conn, pc.recipient_party_id)
+        error: str
+        permanent = False
+        if address is None:
+            error = "recipient_address_unknown"
+        elif smtp is None:
+            error = "relay_unreachable"
+        else:
+            mail = core.compose(pc, domain=domain, now=now)
+            try:
+                await smtp.send_message(
+                    mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}", recipients=[address]
+                )
+                await self._delivered(conn, pc, now)
+                self.sent += 1
+                return [self._outcome(DeliveredEvent, Topic.DELIVERED,
+                                      core.delivered(pc, now=now, domain=domain), cause, now)]
+            except aiosmtplib.SMTPResponseException as exc:
+                error, permanent = f"smtp_{exc.code}", core.is_permanent(exc.code)
+            except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
+                error = f"smtp_error:{type(exc).__name__}"
+        attempts = row["attempts"] + 1
+        if permanent or attempts >= self.settings.max_attempts:
+            await conn.execute(
+                f"UPDATE {self.s}.jobs SET state = 'bounced', attempts = $2, last_error = $3 "
+                f"WHERE message_id = $1",
+                pc.message_id, attempts, error,
+            )
+            bounce = core.failure(
+                pc, code="permanent_failure" if permanent else "delivery_timeout",
+                explanation=f"The recipient's mail system refused the message ({error})."
+                if permanent else f"The message could not be delivered after {attempts} attempts "
+                f"({error}).",
+                remedy="Check the message in the message center; the recipient can still read "
+                "it there once delivered, or write to them again later.",
+                now=now,
+            )
+            return [self._outcome(BouncedEvent, Topic.BOUNCED, bounce, cause, now)]
+        await conn.execute(
+            f"UPDATE {self.s}.jobs SET attempts = $2, last_error = $3, next_attempt_at = $4 "
+            f"WHERE message_id = $1",
+            pc.message_id, attempts, error,
+            core.next_attempt(now, attempts, self.settings.first_retry_seconds),
+        )
+        return []
+
+    async def _delivered(self, conn: asyncpg.Connection, pc: PolicyChecked, now: datetime) -> None:
+        await conn.execute(
+            f"""INSERT INTO {self.s}.mailbox (message_id, recipient_party_id, sender_party_id,
+                    conversation_id, order_id, sender_alias, subject, text_body, html_body,
+                    delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                ON CONFLICT (message_id) DO NOTHING""",
+            pc.message_id, pc.recipient_party_id, pc.sender_party_id, pc.conversation_id,
+            pc.order_id, pc.sender_alias, pc.subject, pc.text, pc.html, now,
+        )
+        await conn.execute(
+            f"UPDATE {self.s}.jobs SET state = 'delivered', attempts = attempts + 1 "
+            f"WHERE message_id = $1",
+            pc.message_id,
+        )
+
+
+def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRuntime:
+    holder: dict[str, Delivery] = {}
+
+    def handlers(rt: ServiceRuntime) -> dict:
+        d = holder["d"] = Delivery(rt, settings)
+        # Order matters: parties are applied before the decisions of the same batch.
+        return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked}
+
+    async def worker(rt: ServiceRuntime) -> None:
+        await holder["d"].run_worker()
+
+    return ServiceRuntime(
+        name=PRODUCER,
+        settings=settings,
+        group=Group.DELIVERY,
+        inputs=[Topic.PARTIES, Topic.POLICY_CHECKED],
+        migrations=migrations(settings.db_schema or PRODUCER),
+        handlers=handlers,
+        background=[worker],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def create_app(settings: DeliverySettings, **kwargs: object) -> FastStream:
+    """The delivery service as a FastStream application."""
+    return create_runtime(settings, **kwargs).faststream_app()
+
+

@@ -1,0 +1,90 @@
+"""The record (G1): every event, append-only, as received, with its verification status.
+
+What is archived is the event as it was on the wire (the signature covers it), except the
+parties' registered addresses, which are personal data: they are replaced by a marker before
+the row is written (``redacted``), so the archive never holds them in plaintext. The table
+refuses UPDATE, DELETE and TRUNCATE by trigger, whatever role connects.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bsm_shared.runtime.db import check_ident
+
+#: Payload fields that carry personal data, per event type.
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "PartyRegistered": ("email",),
+    "SellerSettingsChanged": ("authorized_senders", "blocked_senders", "customer_service_email"),
+}
+REDACTED = "<personal data: not archived>"
+
+
+def redact(event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The event without personal data, and whether anything was removed."""
+    fields = PERSONAL_FIELDS.get(str(event.get("type")), ())
+    data = event.get("data")
+    if not fields or not isinstance(data, dict) or not any(data.get(f) for f in fields):
+        return event, False
+    clean = copy.deepcopy(event)
+    for f in fields:
+        if clean["data"].get(f):
+            clean["data"][f] = REDACTED
+    return clean, True
+
+
+def order_id_of(event: dict[str, Any]) -> str | None:
+    data = event.get("data") or {}
+    value = data.get("order_id") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+def message_id_of(event: dict[str, Any]) -> str | None:
+    data = event.get("data") or {}
+    value = data.get("message_id") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+def migrations(schema: str) -> list[str]:
+    s = check_ident(schema)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {s}.archive (
+            position       bigserial   UNIQUE,
+            event_id       uuid        PRIMARY KEY,
+            topic          text        NOT NULL,
+            partition      integer     NOT NULL,
+            kafka_offset   bigint      NOT NULL,
+            type           text        NOT NULL,
+            version        integer     NOT NULL,
+            producer       text        NOT NULL,
+            occurred_at    timestamptz NOT NULL,
+            correlation_id text        NOT NULL,
+            causation_id   text,
+            order_id       text,
+            message_id     text,
+            signed         boolean     NOT NULL,
+            verified       boolean     NOT NULL,
+            redacted       boolean     NOT NULL,
+            event          jsonb       NOT NULL,
+            archived_at    timestamptz NOT NULL DEFAULT now()
+        )""",
+        f"CREATE INDEX IF NOT EXISTS archive_order ON {s}.archive (order_id, occurred_at)",
+        f"CREATE INDEX IF NOT EXISTS archive_message ON {s}.archive (message_id)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.message_orders (
+            message_id text PRIMARY KEY,
+            order_id   text NOT NULL
+        )""",
+        f"""CREATE OR REPLACE FUNCTION {s}.refuse_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'the archive is append-only: % refused', TG_OP
+                    USING ERRCODE = 'insufficient_privilege';
+            END $$""",
+        f"DROP TRIGGER IF EXISTS archive_append_only ON {s}.archive",
+        f"""CREATE TRIGGER archive_append_only BEFORE UPDATE OR DELETE ON {s}.archive
+            FOR EACH ROW EXECUTE FUNCTION {s}.refuse_change()""",
+        f"DROP TRIGGER IF EXISTS archive_no_truncate ON {s}.archive",
+        f"""CREATE TRIGGER archive_no_truncate BEFORE TRUNCATE ON {s}.archive
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change()""",
+    ]

@@ -1,0 +1,15 @@
+"""Settings of the metrics service (prefix ``BSM_METRICS_``; common keys without prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from bsm_shared.runtime.settings import ServiceSettings
+
+
+class MetricsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BSM_METRICS_", extra="ignore")
+
+    http_host: str = Field(default="127.0.0.1", description="HTTP listen address.")
+    http_port: int = Field(default=18081, description="HTTP port of the read API.")

@@ -1,0 +1,20 @@
+"""``python -m bsm_policy``: run the policy service with settings from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bsm_shared.runtime.logging import configure_logging
+
+from .app import create_app
+from .settings import PolicySettings
+
+
+def main() -> None:
+    settings = PolicySettings()  # type: ignore[call-arg]
+    configure_logging("policy", settings.log_level, settings.mail_domain)
+    asyncio.run(create_app(settings).run())
+
+
+if __name__ == "__main__":
+    main()

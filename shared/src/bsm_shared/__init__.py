@@ -1,0 +1,1 @@
+"""bsm shared: the event contract and the small runtime every service uses the same way."""

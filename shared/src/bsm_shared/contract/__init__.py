@@ -1,0 +1,47 @@
+"""The bsm event contract: envelope, payloads, one parser, signing."""
+
+from . import payloads
+from .events import (
+    EVENT_MODELS,
+    AnyEvent,
+    BouncedEvent,
+    BuyerPreferencesChangedEvent,
+    DeliveredEvent,
+    Envelope,
+    EventParseError,
+    MessageAddressedEvent,
+    MessageSubmittedEvent,
+    OrderPlacedEvent,
+    OrderStatusChangedEvent,
+    PartyRegisteredEvent,
+    PolicyCheckedEvent,
+    ReportedEvent,
+    ResponseNotNeededEvent,
+    SellerSettingsChangedEvent,
+    decode_json,
+    event_type_of,
+    parse_event,
+)
+
+__all__ = [
+    "EVENT_MODELS",
+    "AnyEvent",
+    "BouncedEvent",
+    "BuyerPreferencesChangedEvent",
+    "DeliveredEvent",
+    "Envelope",
+    "EventParseError",
+    "MessageAddressedEvent",
+    "MessageSubmittedEvent",
+    "OrderPlacedEvent",
+    "OrderStatusChangedEvent",
+    "PartyRegisteredEvent",
+    "PolicyCheckedEvent",
+    "ReportedEvent",
+    "ResponseNotNeededEvent",
+    "SellerSettingsChangedEvent",
+    "decode_json",
+    "event_type_of",
+    "parse_event",
+    "payloads",
+]

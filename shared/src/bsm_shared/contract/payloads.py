@@ -1,0 +1,295 @@
+"""Version-1 payloads of every bsm event (the ``data`` of the envelope).
+
+Rules for change (the contract other teams integrate against): add fields freely (with a
+default), never remove or rename one; a breaking change is a new ``version`` with an upcaster
+in :mod:`bsm_shared.contract.upcasters`. Every model is frozen: an event is a fact.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["buyer", "seller"]
+Fulfilment = Literal["merchant", "platform"]
+Channel = Literal["web", "email", "api"]
+OrderStatus = Literal["pending", "shipped", "delivered", "completed", "cancelled", "returned"]
+ContactReason = Literal[
+    "unexpected_problem",
+    "additional_information_required",
+    "confirm_customization",
+    "schedule_delivery",
+    "schedule_service",
+    "confirm_order_details",
+    "return_information",
+    "invoice",
+    "warranty",
+    "legal_disclosure",
+    "digital_access_key",
+    "review_request",
+]
+Stage = Literal["alias", "policy", "delivery"]
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, and unknown fields kept (a newer producer may add some)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+# ---------------------------------------------------------------------------------------------
+# bsm.parties
+# ---------------------------------------------------------------------------------------------
+
+
+class PartyRegistered(Payload):
+    """A buyer or seller account exists. Published by the platform's account service."""
+
+    party_id: str = Field(min_length=1, max_length=128, description="Stable party id.")
+    role: Role = Field(description="`buyer` or `seller`.")
+    email: str = Field(
+        min_length=3,
+        max_length=320,
+        description="The party's real address. Personal data: services store it encrypted and "
+        "never repeat it in an event or a log line.",
+    )
+    display_name: str = Field(
+        max_length=200, description="A seller's business name, or the buyer's display name."
+    )
+    locale: str = Field(default="en-US", description="BCP 47 locale, e.g. `es-ES`.")
+    marketplace: str = Field(default="default", description="Marketplace id, e.g. `ES`.")
+
+
+class SellerSettingsChanged(Payload):
+    """A seller changed messaging settings; only the fields present changed."""
+
+    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    messaging_enabled: bool | None = Field(default=None, description="Vacation switch (C8).")
+    fulfilment: Fulfilment | None = Field(default=None, description="Who fulfils orders.")
+    authorized_senders: list[str] | None = Field(
+        default=None, description="Alternate addresses accepted as the seller (A4)."
+    )
+    blocked_senders: list[str] | None = Field(
+        default=None, description="Addresses refused as the seller (A4)."
+    )
+    customer_service_email: str | None = Field(
+        default=None, description="Where bounce notices go (D1)."
+    )
+    opt_out_bounce_notices: bool | None = Field(
+        default=None, description="No bounce notices for buyer opt-outs (D1b)."
+    )
+
+
+class BuyerPreferencesChanged(Payload):
+    """A buyer changed their messaging preferences."""
+
+    buyer_id: str = Field(min_length=1, max_length=128, description="The buyer's party id.")
+    unsolicited_opt_out: bool = Field(description="Refuse unsolicited seller messages (C6).")
+
+
+# ---------------------------------------------------------------------------------------------
+# bsm.orders
+# ---------------------------------------------------------------------------------------------
+
+
+class OrderItem(Payload):
+    """One line of an order, with the facts the communication rules depend on."""
+
+    sku: str = Field(description="Stock keeping unit.")
+    category: str = Field(default="general", description="Product category.")
+    handmade: bool = Field(default=False, description="Handmade product (C6 exception).")
+    custom: bool = Field(default=False, description="Custom / personalised product (C6).")
+    wine: bool = Field(default=False, description="Wine (C6 exception).")
+
+
+class OrderPlaced(Payload):
+    """An order was placed. Published by the platform's order service."""
+
+    order_id: str = Field(min_length=1, max_length=128, description="Order id.")
+    buyer_id: str = Field(min_length=1, description="The buyer's party id.")
+    seller_id: str = Field(min_length=1, description="The seller's party id.")
+    placed_at: AwareDatetime = Field(description="When the order was placed.")
+    items: list[OrderItem] = Field(default_factory=list, description="Order lines.")
+    fulfilment: Fulfilment = Field(default="merchant", description="Who fulfils the order.")
+
+
+class OrderStatusChanged(Payload):
+    """An order changed status."""
+
+    order_id: str = Field(min_length=1, max_length=128, description="Order id.")
+    status: OrderStatus = Field(description="The new status.")
+    changed_at: AwareDatetime = Field(description="When the status changed.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Message path
+# ---------------------------------------------------------------------------------------------
+
+
+class PartyRef(Payload):
+    """A sender or recipient: a party id, or an address (an alias at the marketplace domain,
+    or, for mail arriving at the door, resolved by the alias service before publishing)."""
+
+    party_id: str | None = Field(default=None, description="The party id, when known.")
+    address: str | None = Field(default=None, description="An alias address.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "PartyRef":
+        if not self.party_id and not self.address:
+            raise ValueError("a party reference needs `party_id` or `address`")
+        return self
+
+
+class AttachmentRef(Payload):
+    """An attachment stored outside Kafka, in the blob store, by content hash."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content (hex).")
+    size: int = Field(ge=0, description="Size in bytes.")
+    filename: str = Field(max_length=255, description="File name as sent.")
+    content_type: str = Field(description="MIME type as judged from the content.")
+
+
+class MessageSubmitted(Payload):
+    """Somebody submitted a message (web, email or API). The platform's clock for the message
+    starts at `submitted_at`: when the platform received it (B5)."""
+
+    message_id: str = Field(min_length=1, max_length=128, description="Message id.")
+    channel: Channel = Field(description="`web`, `email` or `api`.")
+    sender: PartyRef = Field(description="Who sends it.")
+    recipient: PartyRef = Field(description="To whom.")
+    order_id: str | None = Field(default=None, description="The order it is about, if any.")
+    contact_reason: ContactReason | None = Field(
+        default=None,
+        description="Registry id; required for a seller starting a conversation, optional "
+        "for buyers and for replies.",
+    )
+    subject: str = Field(default="", max_length=998, description="Subject line.")
+    text: str | None = Field(default=None, description="Plain-text body.")
+    html: str | None = Field(default=None, description="HTML body.")
+    attachments: list[AttachmentRef] = Field(default_factory=list, description="Attachments.")
+    in_reply_to: str | None = Field(default=None, description="Message id this answers.")
+    submitted_at: AwareDatetime = Field(description="When the platform received it (B5).")
+
+    @model_validator(mode="after")
+    def _has_body(self) -> "MessageSubmitted":
+        if self.text is None and self.html is None:
+            raise ValueError("a message needs `text` and/or `html`")
+        return self
+
+
+class AddressedFields(Payload):
+    """What the alias stage adds to a submitted message."""
+
+    relationship_id: str = Field(description="The buyer–seller relationship (topic key).")
+    conversation_id: str = Field(description="The conversation the message belongs to.")
+    sender_party_id: str = Field(description="Resolved sender.")
+    recipient_party_id: str = Field(description="Resolved recipient.")
+    sender_role: Role = Field(description="The sender's role.")
+    recipient_role: Role = Field(description="The recipient's role.")
+    sender_alias: str = Field(description="The sender's alias address in this relationship.")
+    recipient_alias: str = Field(description="The recipient's alias in this relationship.")
+    sender_display_name: str = Field(description="Business name or buyer display name (A6).")
+    recipient_locale: str = Field(default="en-US", description="The recipient's locale.")
+    sender_locale: str = Field(default="en-US", description="The sender's locale.")
+    conversation_started_by: Role = Field(description="Who started the conversation.")
+
+
+class MessageAddressed(MessageSubmitted, AddressedFields):
+    """The submitted message with both parties, aliases and the conversation resolved."""
+
+
+class Span(Payload):
+    """Where in the message a violation is: character offsets into a field, or an element."""
+
+    field: Literal["subject", "text", "html", "attachments", "message"] = Field(
+        description="Which part of the message."
+    )
+    start: int | None = Field(default=None, description="Start offset (characters).")
+    end: int | None = Field(default=None, description="End offset (characters, exclusive).")
+    element: str | None = Field(default=None, description="HTML element or attachment name.")
+
+
+class Violation(Payload):
+    """One broken rule, explained (C11)."""
+
+    rule: str = Field(description="Requirement id, e.g. `C4`.")
+    code: str = Field(description="Stable machine code, e.g. `phone_number`.")
+    detail: str = Field(description="Human explanation in the sender's language.")
+    remedy: str = Field(default="", description="What the sender can do instead.")
+    span: Span | None = Field(default=None, description="The offending part, where it applies.")
+
+
+class PolicyFields(Payload):
+    """What the policy stage adds."""
+
+    verdict: Literal["approved", "rejected"] = Field(description="The decision.")
+    essential: bool = Field(default=False, description="Delivered despite an opt-out (C6).")
+    violations: list[Violation] = Field(default_factory=list, description="Every violation.")
+    checked_at: AwareDatetime = Field(description="When policy decided.")
+
+
+class PolicyChecked(MessageAddressed, PolicyFields):
+    """The addressed message (HTML sanitized) with the policy decision."""
+
+
+class Delivered(Payload):
+    """The message reached the recipient's in-platform mailbox (and email, where forwarded)."""
+
+    message_id: str = Field(description="Message id.")
+    conversation_id: str = Field(description="Conversation id.")
+    relationship_id: str = Field(description="Relationship id.")
+    sender_party_id: str = Field(description="Sender.")
+    recipient_party_id: str = Field(description="Recipient.")
+    sender_role: Role = Field(description="The sender's role.")
+    sender_alias: str = Field(description="The alias the recipient saw as sender.")
+    recipient_alias: str = Field(description="The recipient's alias.")
+    order_id: str | None = Field(default=None, description="Order id, if any.")
+    in_reply_to: str | None = Field(default=None, description="Message this answers.")
+    submitted_at: AwareDatetime = Field(description="When the platform received the message.")
+    delivered_at: AwareDatetime = Field(description="When it was delivered.")
+    channels: list[Literal["mailbox", "email"]] = Field(description="Where it was delivered.")
+    subject: str = Field(default="", description="Delivered subject.")
+    text: str | None = Field(default=None, description="Delivered text.")
+    html: str | None = Field(default=None, description="Delivered (sanitized) HTML.")
+    attachments: list[AttachmentRef] = Field(default_factory=list, description="Attachments.")
+    email_message_id: str | None = Field(
+        default=None, description="RFC 5322 Message-ID of the relayed mail."
+    )
+
+
+class Bounced(Payload):
+    """The message was not delivered; says which stage stopped it, why, and what to do."""
+
+    message_id: str = Field(description="Message id.")
+    stage: Stage = Field(description="`alias`, `policy` or `delivery`.")
+    reason_code: str = Field(description="Stable reason code.")
+    rule: str | None = Field(default=None, description="Requirement id, where a rule applies.")
+    explanation: str = Field(description="Human explanation.")
+    remedy: str = Field(default="", description="What the sender can do.")
+    violations: list[Violation] = Field(default_factory=list, description="Policy violations.")
+    bounced_at: AwareDatetime = Field(description="When it bounced.")
+    submitted_at: AwareDatetime | None = Field(default=None, description="When submitted.")
+    relationship_id: str | None = Field(default=None, description="Where known.")
+    conversation_id: str | None = Field(default=None, description="Where known.")
+    sender_party_id: str | None = Field(default=None, description="Where known.")
+    recipient_party_id: str | None = Field(default=None, description="Where known.")
+    sender_role: Role | None = Field(default=None, description="Where known.")
+    order_id: str | None = Field(default=None, description="Where known.")
+
+
+class Reported(Payload):
+    """A recipient reported a message (E4)."""
+
+    message_id: str = Field(description="The reported message.")
+    reporter_party_id: str = Field(description="Who reported it.")
+    reason: str = Field(description="Why.")
+    reported_at: AwareDatetime = Field(description="When.")
+
+
+class ResponseNotNeeded(Payload):
+    """A seller marked a buyer message as needing no response (E2)."""
+
+    message_id: str = Field(description="The message.")
+    party_id: str = Field(description="Who marked it.")
+    marked_at: AwareDatetime = Field(description="When.")

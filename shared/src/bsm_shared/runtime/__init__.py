@@ -1,0 +1,1 @@
+"""The small runtime pieces every service uses the same way."""

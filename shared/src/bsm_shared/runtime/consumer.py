@@ -1,0 +1,337 @@
+"""The consuming side of every service: parse, verify, dead-letter, apply idempotently.
+
+One batch of Kafka records becomes one PostgreSQL transaction:
+
+1. Each record is decoded, its signature verified (for events that claim to come from one of
+   our services, or from an outside producer the deployment holds keys for) and parsed with
+   the contract's one parser. A record that fails goes to the topic's dead-letter topic with
+   the error — through the outbox, in the same transaction — and the batch goes on.
+2. Each good event is applied inside a savepoint: its id is inserted into ``processed_events``
+   first, so a redelivered event is a no-op by constraint; the service's handler changes the
+   service's tables and returns the events to publish, which go into the outbox.
+   A handler error that is not transient rolls back that one event's savepoint and dead-letters
+   it with the error; it does not block the partition.
+3. The transaction commits; only then does the subscriber return, and FastStream commits the
+   offset (``AckPolicy.NACK_ON_ERROR`` with auto-commit off). A transient failure (database or
+   network down) is retried here with exponential backoff, the offset uncommitted; if the
+   process dies instead, Kafka redelivers from the last committed offset and step 2 drops what
+   was already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ..contract.events import Envelope, EventParseError, decode_json, parse_event
+from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
+from ..contract.wire import to_wire
+from ..topics import INPUT_TOPICS, PRODUCERS, Topic, TopicNames
+from .db import TRANSIENT_ERRORS, check_ident
+from ..contract.wire import derived_event_id
+from .outbox import add_to_outbox
+
+log = logging.getLogger("bsm.consumer")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One verified, parsed event with where it came from."""
+
+    event: Envelope
+    raw: dict[str, Any]
+    topic: Topic
+    partition: int
+    offset: int
+    verified: bool
+    expired: bool = False
+    """True when the event was deferred and its wait is over: decide now, do not defer again."""
+    released: list[str] = field(default_factory=list, compare=False)
+    """Keys this event's effects make available (e.g. an order id): deferred events waiting
+    for one of them are applied right after, in the same transaction."""
+
+
+class Defer(Exception):
+    """Raised by a handler when a prerequisite (e.g. the order) has not arrived yet.
+
+    The event is parked in ``deferred`` until an event releases ``key`` or ``seconds`` pass;
+    then the handler runs again (with ``expired=True`` after the deadline).
+    """
+
+    def __init__(self, key: str, seconds: float) -> None:
+        super().__init__(key)
+        self.key = key
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An event a handler wants published, with its topic and key."""
+
+    topic: Topic
+    key: str
+    event: Envelope
+
+
+@dataclass
+class Effects:
+    """What a handler returns: events to publish."""
+
+    publish: list[Outgoing] = field(default_factory=list)
+
+
+Handler = Callable[[asyncpg.Connection, Incoming], Awaitable[Sequence[Outgoing]]]
+
+
+@dataclass(frozen=True)
+class Record:
+    """The part of a Kafka record the pipeline needs (so tests can build one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class EventConsumer:
+    """Applies batches of records for one consumer (one service, one purpose)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        pool: asyncpg.Pool,
+        schema: str,
+        topics: TopicNames,
+        verifier: Verifier,
+        signer: Signer,
+        handlers: dict[Topic, Handler],
+        on_committed: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._schema = check_ident(schema)
+        self._topics = topics
+        self._by_name = {topics(t): t for t in handlers}
+        self._verifier = verifier
+        self._signer = signer
+        self._handlers = handlers
+        self._on_committed = on_committed
+        self._clock = clock
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    # -- step 1 -------------------------------------------------------------------------------
+    def check(self, record: Record) -> Incoming:
+        """Decode, verify and parse one record, or raise with the reason."""
+        topic = self._by_name[record.topic]
+        raw = decode_json(record.value or b"")
+        verified = self._verifier.verify(raw)
+        producer = str(raw.get("producer", ""))
+        if not verified and topic not in INPUT_TOPICS:
+            # Only our own services write the inner topics; an unsigned event there is forged.
+            raise SignatureError(
+                "untrusted_producer",
+                f"{producer!r} may not publish on {topic.value} (only {sorted(OUR_PRODUCERS)})",
+            )
+        allowed = PRODUCERS.get(topic)
+        if allowed is not None and producer not in allowed:
+            raise SignatureError(
+                "wrong_producer", f"{producer!r} may not publish on {topic.value} ({sorted(allowed)})"
+            )
+        event = parse_event(raw)
+        return Incoming(event, raw, topic, record.partition, record.offset, verified)
+
+    def _dead_letter(self, record: Record, code: str, detail: str) -> tuple[str, str, bytes | None, bytes]:
+        """A dead-letter entry: the record as received plus the error (kept forever)."""
+        topic = self._by_name[record.topic]
+        value = record.value or b""
+        try:
+            shown: Any = value.decode()
+        except UnicodeDecodeError:
+            shown = None
+        entry = {
+            "consumer": self.name,
+            "error_code": code,
+            "error": detail,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key.decode(errors="replace") if record.key else None,
+            "value": shown,
+            "value_base64": None if shown is not None else base64.b64encode(value).decode(),
+            "failed_at": self._clock().isoformat(),
+        }
+        # A dead letter's id is derived from its position, so a redelivery does not add twice.
+        dl_id = derived_event_id(f"{record.topic}:{record.partition}:{record.offset}", f"dlq:{self.name}")
+        return (str(dl_id), self._topics.dlq(topic), record.key, json.dumps(entry).encode())
+
+    # -- steps 2 and 3 ------------------------------------------------------------------------
+    async def consume(self, records: Sequence[Record]) -> None:
+        """Apply a batch; returns only when its effects are committed (then ack the offsets)."""
+        checked: list[Incoming | tuple[Record, str, str]] = []
+        for record in records:
+            try:
+                checked.append(self.check(record))
+            except (EventParseError, SignatureError) as exc:
+                log.warning(
+                    "dead-lettering %s[%d]@%d: %s",
+                    record.topic, record.partition, record.offset, exc.code,
+                    extra={"topic": record.topic},
+                )
+                checked.append((record, exc.code, exc.detail))
+        backoff = 0.2
+        while True:
+            try:
+                await self._apply(records, checked)
+                break
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient error, retrying the batch in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._on_committed()
+
+    def wire(self, out: Sequence[Outgoing]) -> list[tuple[str, str, bytes | None, bytes]]:
+        """Outbox rows (event id, topic, key, signed bytes) for events to publish."""
+        return [
+            (str(o.event.event_id), self._topics(o.topic), o.key.encode(), to_wire(o.event, self._signer))
+            for o in out
+        ]
+
+    async def _run(
+        self, conn: asyncpg.Connection, incoming: Incoming
+    ) -> list[tuple[str, str, bytes | None, bytes]]:
+        """Run the handler for one event; park it if it must wait; release what waits on it."""
+        s = self._schema
+        try:
+            out = self.wire(await self._handlers[incoming.topic](conn, incoming))
+        except Defer as wait:
+            if incoming.expired:
+                raise RuntimeError("a handler deferred an event whose wait is over") from wait
+            await conn.execute(
+                f"INSERT INTO {s}.deferred (event_id, consumer, waiting_for, topic, partition, "
+                f"kafka_offset, raw, deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                f"now() + make_interval(secs => $8)) ON CONFLICT DO NOTHING",
+                incoming.event.event_id, self.name, wait.key, incoming.topic.value,
+                incoming.partition, incoming.offset, json.dumps(incoming.raw), wait.seconds,
+            )
+            return []
+        for key in incoming.released:
+            rows = await conn.fetch(
+                f"DELETE FROM {s}.deferred WHERE consumer = $1 AND waiting_for = $2 "
+                f"RETURNING topic, partition, kafka_offset, raw",
+                self.name, key,
+            )
+            for row in rows:
+                out.extend(await self._run(conn, self._revive(row, expired=False)))
+        return out
+
+    def _revive(self, row: Any, *, expired: bool) -> Incoming:
+        raw = json.loads(row["raw"])
+        return Incoming(
+            parse_event(raw), raw, Topic(row["topic"]), row["partition"], row["kafka_offset"],
+            True, expired=expired,
+        )
+
+    async def sweep_expired(self, limit: int = 200) -> int:
+        """Apply deferred events whose wait is over (the handler then decides, e.g. bounces).
+        Returns how many were applied; rows are claimed with SKIP LOCKED (several instances)."""
+        s = self._schema
+        backoff = 0.2
+        while True:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    rows = await conn.fetch(
+                        f"SELECT event_id, topic, partition, kafka_offset, raw FROM {s}.deferred "
+                        f"WHERE consumer = $1 AND deadline <= now() ORDER BY deadline "
+                        f"LIMIT $2 FOR UPDATE SKIP LOCKED",
+                        self.name, limit,
+                    )
+                    outbox: list[tuple[str, str, bytes | None, bytes]] = []
+                    for row in rows:
+                        await conn.execute(
+                            f"DELETE FROM {s}.deferred WHERE consumer = $1 AND event_id = $2",
+                            self.name, row["event_id"],
+                        )
+                        outbox.extend(await self._run(conn, self._revive(row, expired=True)))
+                    await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
+                break
+            except TRANSIENT_ERRORS as exc:
+                log.warning("sweeper: transient error, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if rows:
+            self._on_committed()
+        return len(rows)
+
+    async def run_sweeper(self, every_seconds: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.sweep_expired()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keeps sweeping; the failure is logged
+                log.exception("sweeper failed")
+
+    async def _apply(
+        self, records: Sequence[Record], checked: list[Incoming | tuple[Record, str, str]]
+    ) -> None:
+        s = self._schema
+        outbox: list[tuple[str, str, bytes | None, bytes]] = []
+        applied = duplicates = dead = 0
+        # Reference data first: within a batch, events of the topics listed first in
+        # ``handlers`` (parties, orders) are applied before the messages that may need them.
+        rank = {t: i for i, t in enumerate(self._handlers)}
+        ordered = sorted(
+            checked, key=lambda item: -1 if isinstance(item, tuple) else rank[item.topic]
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            for item in ordered:
+                if isinstance(item, tuple):
+                    outbox.append(self._dead_letter(*item))
+                    dead += 1
+                    continue
+                incoming = item
+                try:
+                    async with conn.transaction():  # savepoint: one event's effects
+                        fresh = await conn.fetchval(
+                            f"INSERT INTO {s}.processed_events (consumer, event_id) "
+                            f"VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                            self.name,
+                            incoming.event.event_id,
+                        )
+                        if not fresh:
+                            duplicates += 1
+                            continue
+                        outbox.extend(await self._run(conn, incoming))
+                        applied += 1
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad event must not block the log
+                    log.exception(
+                        "handler failed on %s %s; dead-lettering it",
+                        incoming.event.type, incoming.event.event_id,
+                    )
+                    record = Record(
+                        self._topics(incoming.topic), incoming.partition, incoming.offset,
+                        None, json.dumps(incoming.raw).encode(),
+                    )
+                    outbox.append(self._dead_letter(record, "handler_error", repr(exc)))
+                    dead += 1
+            await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
+        self.applied += applied
+        self.duplicates += duplicates
+        self.dead_lettered += dead

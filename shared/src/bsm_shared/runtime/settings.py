@@ -1,0 +1,73 @@
+"""Settings every service shares, read from the environment (only in a composition root).
+
+Common keys have no prefix (they are the keys ``.stack/env`` writes); a service's own keys have
+its prefix, e.g. ``BSM_ALIAS_SIGNING_KEY``. Secrets are ``SecretStr`` and have no default.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..contract.signing import Signer, Verifier, load_private_key
+from ..topics import TopicNames
+
+
+def _common(name: str) -> Any:
+    return AliasChoices(name, name.lower())
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's settings class (which sets ``env_prefix``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=_common("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers.",
+    )
+    database_url: SecretStr = Field(
+        validation_alias=_common("BSM_DATABASE_URL"),
+        description="PostgreSQL URL; the service keeps its tables in its own schema.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias=_common("BSM_TOPIC_PREFIX"),
+        description="Prefix of every topic and consumer group (isolated copies of the system).",
+    )
+    mail_domain: str = Field(
+        default="marketplace.example",
+        validation_alias=_common("BSM_MAIL_DOMAIN"),
+        description="The marketplace mail domain aliases live at.",
+    )
+    trusted_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        validation_alias=_common("BSM_TRUSTED_KEYS"),
+        description='JSON {"producer": ["<base64 Ed25519 public key>", ...]}.',
+    )
+    signing_key: SecretStr = Field(
+        description="Base64 of the service's 32-byte Ed25519 private key (no default)."
+    )
+    db_schema: str = Field(default="", description="PostgreSQL schema (default: the service name).")
+    db_pool_size: int = Field(default=5, ge=1, le=50, description="Connection pool size.")
+    log_level: str = Field(default="INFO", description="Log level.")
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def topics(self) -> TopicNames:
+        return TopicNames(prefix=self.topic_prefix)
+
+    def signer(self, producer: str) -> Signer:
+        return Signer(producer, load_private_key(self.signing_key.get_secret_value()))
+
+    def verifier(self) -> Verifier:
+        return Verifier.from_b64(self.trusted_keys)

@@ -16,26 +16,35 @@ from enum import StrEnum
 
 
 class Topic(StrEnum):
-    """Logical topic names (without a deployment prefix)."""
+    """Logical topic names (without a deployment prefix); see ``DESCRIPTIONS``."""
 
     PARTIES = "bsm.parties"
-    """Key: party id. PartyRegistered, SellerSettingsChanged, BuyerPreferencesChanged."""
     ORDERS = "bsm.orders"
-    """Key: order id. OrderPlaced, OrderStatusChanged."""
     SUBMITTED = "bsm.messages.submitted"
-    """Key: message id. MessageSubmitted (from people, mail clients and platform services)."""
     ADDRESSED = "bsm.messages.addressed"
-    """Key: relationship id. MessageAddressed (alias resolved parties, aliases, conversation)."""
     POLICY_CHECKED = "bsm.messages.policy-checked"
-    """Key: relationship id. PolicyChecked (approved or rejected with every violation)."""
     DELIVERED = "bsm.messages.delivered"
-    """Key: relationship id. Delivered."""
     BOUNCED = "bsm.messages.bounced"
-    """Key: relationship id (message id before addressing). Bounced."""
     REPORTED = "bsm.messages.reported"
-    """Key: relationship id. Reported."""
     RESPONSE_NOT_NEEDED = "bsm.messages.response-not-needed"
-    """Key: relationship id. ResponseNotNeeded."""
+
+
+#: What each topic carries and how it is keyed (also published in the AsyncAPI document).
+DESCRIPTIONS: dict[Topic, str] = {
+    Topic.PARTIES: "Key: party id. PartyRegistered, SellerSettingsChanged, "
+    "BuyerPreferencesChanged.",
+    Topic.ORDERS: "Key: order id. OrderPlaced, OrderStatusChanged.",
+    Topic.SUBMITTED: "Key: message id. MessageSubmitted (from people, mail clients and "
+    "platform services).",
+    Topic.ADDRESSED: "Key: relationship id. MessageAddressed (parties, aliases and "
+    "conversation resolved by the alias service).",
+    Topic.POLICY_CHECKED: "Key: relationship id. PolicyChecked (approved, or rejected with "
+    "every violation).",
+    Topic.DELIVERED: "Key: relationship id. Delivered.",
+    Topic.BOUNCED: "Key: relationship id (message id before addressing). Bounced.",
+    Topic.REPORTED: "Key: relationship id. Reported.",
+    Topic.RESPONSE_NOT_NEEDED: "Key: relationship id. ResponseNotNeeded.",
+}
 
 
 #: Partition count each topic is created with. A service can run as many instances as its

@@ -1,0 +1,87 @@
+import math
+import re
+
+from bsm_alias import core
+from bsm_alias.store import ALIAS_ALPHABET, ALIAS_LENGTH, random_alias_local
+from tests.factories import submitted
+
+BUYER = core.Party("buyer-1", "buyer", "Ana B.", "es-ES")
+SELLER = core.Party("seller-1", "seller", "Muebles Sol", "es-ES")
+OTHER_SELLER = core.Party("seller-2", "seller", "Lámparas Luna", "es-ES")
+REL = core.Relationship("r-1", "buyer-1", "seller-1", "b" * 16, "s" * 16)
+
+
+def test_aliases_are_16_lowercase_characters_with_at_least_75_bits_of_randomness():
+    aliases = {random_alias_local() for _ in range(2000)}
+    assert len(aliases) == 2000
+    assert all(re.fullmatch(r"[a-z0-9]{16}", a) for a in aliases)
+    assert ALIAS_LENGTH * math.log2(len(ALIAS_ALPHABET)) >= 75
+
+
+def test_only_well_formed_aliases_at_our_domain_are_recognised():
+    assert core.alias_local_part("K2J4H5G6F7D8S9A0@Marketplace.Example", "marketplace.example") == (
+        "k2j4h5g6f7d8s9a0"
+    )
+    assert core.alias_local_part("k2j4h5g6f7d8s9a0@gmail.com", "marketplace.example") is None
+    assert core.alias_local_part("ana@marketplace.example", "marketplace.example") is None
+
+
+def test_each_side_of_a_relationship_is_shown_its_partners_alias():
+    assert REL.alias_of("buyer-1", "m.example") == "b" * 16 + "@m.example"
+    assert REL.alias_of("seller-1", "m.example") == "s" * 16 + "@m.example"
+
+
+def test_a_seller_writing_to_another_seller_is_stopped_under_rule_c9():
+    stop = core.check_parties(submitted(), SELLER, OTHER_SELLER)
+    assert stop is not None and (stop.rule, stop.reason_code) == ("C9", "seller_to_seller")
+    assert stop.remedy
+
+
+def test_unknown_parties_and_self_addressed_messages_are_stopped_with_a_remedy():
+    for sender, recipient, code in [
+        (None, SELLER, "unknown_sender"),
+        (BUYER, None, "unknown_recipient"),
+        (BUYER, BUYER, "self_addressed"),
+    ]:
+        stop = core.check_parties(submitted(), sender, recipient)
+        assert stop is not None and stop.reason_code == code and stop.remedy
+
+
+def test_a_buyer_writing_to_a_seller_passes():
+    assert core.check_parties(submitted(), BUYER, SELLER) is None
+
+
+def test_a_new_message_starts_a_conversation_started_by_its_sender():
+    assert core.decide_conversation(
+        submitted(), REL, None, sender_role="seller", new_conversation_id="c-new"
+    ) == ("c-new", "seller")
+
+
+def test_a_reply_joins_the_conversation_of_the_message_it_answers():
+    parent = core.PriorMessage("m-0", "c-0", "r-1", "buyer")
+    assert core.decide_conversation(
+        submitted(in_reply_to="m-0"), REL, parent, sender_role="seller", new_conversation_id="x"
+    ) == ("c-0", "buyer")
+
+
+def test_a_reply_to_an_unknown_message_or_another_relationship_is_stopped():
+    unknown = core.decide_conversation(
+        submitted(in_reply_to="m-9"), REL, None, sender_role="seller", new_conversation_id="x"
+    )
+    assert isinstance(unknown, core.Stop) and unknown.reason_code == "unknown_reply_target"
+    foreign = core.PriorMessage("m-0", "c-0", "r-other", "buyer")
+    other = core.decide_conversation(
+        submitted(in_reply_to="m-0"), REL, foreign, sender_role="seller", new_conversation_id="x"
+    )
+    assert isinstance(other, core.Stop) and other.reason_code == "reply_outside_relationship"
+
+
+def test_addressed_fields_carry_aliases_and_the_business_name_never_an_address():
+    fields = core.addressed_fields(
+        submitted(sender={"party_id": "seller-1"}, recipient={"party_id": "buyer-1"}),
+        sender=SELLER, recipient=BUYER, relationship=REL, conversation_id="c-1",
+        started_by="seller", mail_domain="marketplace.example",
+    )
+    assert fields.sender_alias == "s" * 16 + "@marketplace.example"
+    assert fields.recipient_alias == "b" * 16 + "@marketplace.example"
+    assert fields.sender_display_name == "Muebles Sol"

@@ -1,0 +1,44 @@
+# bsm: the two commands a newcomer needs are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: help bootstrap up down status demo test test-unit bench docs clean-stack
+
+help:
+	@echo "make demo       bring everything up and show a message delivered each way"
+	@echo "make test       unit, contract, integration and end-to-end tests (brings the stack up)"
+	@echo "make up|down|status   the local stack (Kafka, PostgreSQL, mail sink, five services)"
+	@echo "make test-unit  the fast tests only (no stack needed)"
+	@echo "make bench      push messages through the real stack and print throughput and latency"
+	@echo "make docs       regenerate the contract's JSON-schema snapshots and AsyncAPI document"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+up: bootstrap
+	@$(PY) -m bsm_devstack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m bsm_devstack down; else echo "nothing to stop (no .venv)"; fi
+
+status:
+	@$(PY) -m bsm_devstack status
+
+demo: up
+	@$(PY) -m bsm_devstack.demo
+
+# pytest exit code 5 means "no tests ran": that is a failure here, never a pass.
+test: up
+	@set +e; $(PY) -m pytest tests/unit tests/contract tests/integration tests/e2e; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test-unit: bootstrap
+	@set +e; $(PY) -m pytest tests/unit tests/contract/test_contract_documents.py \
+	  tests/contract/test_event_parsing.py; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+bench: up
+	@$(PY) bench/throughput.py $(BENCH_ARGS)
+
+docs: bootstrap
+	@$(PY) -m bsm_shared.contract.docs --write --root .

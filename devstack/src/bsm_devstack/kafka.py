@@ -1,0 +1,284 @@
+"""Single-node Apache Kafka (KRaft, broker + controller in one JVM) and topic creation.
+
+:func:`ensure_topics` is public API: tests call it to create per-run prefixed topic sets::
+
+    from bsm_devstack.kafka import ensure_topics
+    await ensure_topics("127.0.0.1:19092", prefix="t-1234.")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from bsm_devstack.envfile import write_atomic
+from bsm_devstack.paths import HOST, KAFKA_CONTROLLER_PORT, KAFKA_PORT, StackPaths
+
+JVM_OPTS = ("-Xms256m", "-Xmx768m", "-Djava.awt.headless=true")
+MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+# --------------------------------------------------------------------------------------------
+# topics (public API)
+# --------------------------------------------------------------------------------------------
+
+
+async def create_missing_topics(bootstrap: str, prefix: str = "",
+                                timeout: float = 60.0) -> list[str]:
+    """Create every bsm topic (under ``prefix``) that does not exist yet; returns the names
+    created. Safe to run concurrently with other creators (TopicAlreadyExists is fine)."""
+    from bsm_shared.topics import TOPIC_CONFIG, TopicNames
+
+    wanted = TopicNames(prefix=prefix).all_topics()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bsm-devstack",
+                                request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name=name, num_partitions=partitions, replication_factor=1,
+                     topic_configs=dict(TOPIC_CONFIG))
+            for name, partitions in sorted(wanted.items())
+            if name not in existing
+        ]
+        created: list[str] = []
+        if missing:
+            try:
+                response = await admin.create_topics(missing, timeout_ms=int(timeout * 1000))
+            except TopicAlreadyExistsError:
+                response = None
+            errors: list[str] = []
+            for entry in getattr(response, "topic_errors", None) or []:
+                name, code = entry[0], entry[1]
+                message = entry[2] if len(entry) > 2 else None
+                if code == 0:
+                    created.append(name)
+                elif code == TopicAlreadyExistsError.errno:
+                    continue
+                else:
+                    errors.append(f"{name}: {for_code(code).__name__} {message or ''}".strip())
+            if errors:
+                raise RuntimeError("could not create topics: " + "; ".join(errors))
+        # Wait until every topic is visible in metadata, so callers can use them at once.
+        deadline = time.monotonic() + timeout
+        while True:
+            absent = set(wanted) - set(await admin.list_topics())
+            if not absent:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topics not visible after {timeout:.0f} s: {sorted(absent)}")
+            await asyncio.sleep(0.2)
+        return created
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, prefix: str = "") -> None:
+    """Create (idempotently) every bsm topic and dead-letter topic under ``prefix``, with the
+    partition counts and configs of :mod:`bsm_shared.topics` and replication factor 1."""
+    await create_missing_topics(bootstrap, prefix)
+
+
+# --------------------------------------------------------------------------------------------
+# readiness
+# --------------------------------------------------------------------------------------------
+
+
+async def kafka_ready(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True if an admin client can connect and list topics within ``timeout`` seconds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bsm-devstack-probe",
+                                request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except Exception:
+        return False
+    finally:
+        try:
+            await asyncio.wait_for(admin.close(), 5)
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# jars, configuration, storage
+# --------------------------------------------------------------------------------------------
+
+
+def java_binary() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").is_file():
+        return str(Path(java_home, "bin", "java"))
+    return shutil.which("java") or "/usr/bin/java"
+
+
+def _pom_digest(paths: StackPaths) -> str:
+    return hashlib.sha256(paths.pom.read_bytes()).hexdigest()
+
+
+def libs_complete(paths: StackPaths) -> bool:
+    marker = paths.kafka_libs_marker
+    if not marker.is_file():
+        return False
+    lines = marker.read_text().split()
+    if not lines or lines[0] != _pom_digest(paths):
+        return False
+    jars = lines[1:]
+    return bool(jars) and all((paths.kafka_libs / jar).is_file() for jar in jars)
+
+
+def fetch_libs(paths: StackPaths) -> list[str]:
+    """Copy the broker's jars into .stack/kafka/libs with Maven; returns the jar names."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RuntimeError("mvn (Maven) not found on PATH")
+    libs = paths.kafka_libs
+    if libs.exists():
+        shutil.rmtree(libs)
+    libs.mkdir(parents=True)
+    cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(paths.pom),
+           "dependency:copy-dependencies", f"-DoutputDirectory={libs}"]
+    result = subprocess.run(cmd, cwd=paths.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {result.returncode}):\n"
+                           + result.stdout[-4000:])
+    jars = sorted(p.name for p in libs.glob("*.jar"))
+    if not any(j.startswith("kafka_2.13-") for j in jars):
+        raise RuntimeError(f"Maven did not copy kafka_2.13 into {libs}")
+    write_atomic(paths.kafka_libs_marker,
+                 ("\n".join([_pom_digest(paths), *jars]) + "\n").encode())
+    return jars
+
+
+def new_cluster_id() -> str:
+    """22-character base64url form of 16 random bytes (Kafka's Uuid string form). Never starts
+    with '-', which the storage tool's argument parser would read as an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def cluster_id(paths: StackPaths) -> str:
+    path = paths.kafka_cluster_id
+    if path.is_file():
+        cid = path.read_text().strip()
+        if len(cid) == 22:
+            return cid
+    cid = new_cluster_id()
+    write_atomic(path, (cid + "\n").encode())
+    return cid
+
+
+def server_properties(paths: StackPaths) -> str:
+    return f"""\
+# Generated by bsm_devstack on every `up`; edit bsm_devstack/kafka.py instead.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{HOST}:{KAFKA_CONTROLLER_PORT}
+listeners=PLAINTEXT://{HOST}:{KAFKA_PORT},CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://{HOST}:{KAFKA_PORT}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={paths.kafka_data}
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# After a restart the controller keeps the previous broker registration alive for one session
+# timeout before the new incarnation can register (DUPLICATE_BROKER_REGISTRATION): a shorter
+# session (default 9 s, heartbeat 2 s) makes `down` + `up` several seconds faster.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
+"""
+
+
+def log4j2_properties(paths: StackPaths) -> str:
+    return f"""\
+# Generated by bsm_devstack on every `up`: Kafka logs go to {paths.log("kafka")}.
+status = warn
+name = bsm-devstack-kafka
+# Keep logging while Kafka's own shutdown hook runs (log4j's hook would stop it first).
+shutdownHook = disable
+
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {paths.log("kafka")}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+
+rootLogger.level = INFO
+rootLogger.appenderRefs = file
+rootLogger.appenderRef.file.ref = FILE
+
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.requestchannel.name = kafka.network.RequestChannel$
+logger.requestchannel.level = WARN
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.logcleaner.name = kafka.log.LogCleaner
+logger.logcleaner.level = WARN
+logger.clientconfig.name = org.apache.kafka.clients
+logger.clientconfig.level = WARN
+logger.configs.name = org.apache.kafka.common.config.AbstractConfig
+logger.configs.level = WARN
+"""
+
+
+def write_config(paths: StackPaths) -> None:
+    write_atomic(paths.kafka_properties, server_properties(paths).encode())
+    write_atomic(paths.kafka_log4j, log4j2_properties(paths).encode())
+
+
+def java_command(paths: StackPaths, main_class: str, *args: str) -> list[str]:
+    return [
+        java_binary(), *JVM_OPTS,
+        f"-Dlog4j2.configurationFile={paths.kafka_log4j}",
+        "-cp", f"{paths.kafka_libs}/*",
+        main_class, *args,
+    ]
+
+
+def is_formatted(paths: StackPaths) -> bool:
+    return (paths.kafka_data / "meta.properties").is_file()
+
+
+def format_storage(paths: StackPaths) -> None:
+    cmd = java_command(paths, STORAGE_TOOL, "format", "-t", cluster_id(paths),
+                       "-c", str(paths.kafka_properties), "--ignore-formatted")
+    result = subprocess.run(cmd, cwd=paths.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError(f"kafka storage format failed (exit {result.returncode}):\n"
+                           + result.stdout[-4000:])
+
+
+def broker_command(paths: StackPaths) -> list[str]:
+    return java_command(paths, MAIN_CLASS, str(paths.kafka_properties))
+
+
+def pid_markers(paths: StackPaths) -> list[str]:
+    """Command-line fragments that identify this stack's broker process."""
+    return [MAIN_CLASS, str(paths.kafka_properties)]

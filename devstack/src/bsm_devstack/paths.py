@@ -1,0 +1,165 @@
+"""Where the repository and the ``.stack/`` directory are, and fixed addresses of the stack."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+# Fixed local addresses (high ports, loopback only, so they do not clash with system services).
+HOST = "127.0.0.1"
+KAFKA_PORT = 19092
+KAFKA_CONTROLLER_PORT = 19093
+PG_PORT = 15432
+GATEWAY_PORT = 18080
+METRICS_PORT = 18081
+SMTP_INBOUND_PORT = 12525
+SMTP_RELAY_PORT = 12526  # the mail sink
+MAIL_DOMAIN = "marketplace.example"
+
+KAFKA_BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
+DATABASE_URL = f"postgresql://bsm:bsm@{HOST}:{PG_PORT}/bsm"
+GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
+METRICS_URL = f"http://{HOST}:{METRICS_PORT}"
+
+
+class RepoNotFound(RuntimeError):
+    pass
+
+
+def _is_repo_root(path: Path) -> bool:
+    return (path / "pom.xml").is_file() and (path / "devstack").is_dir()
+
+
+def find_repo_root() -> Path:
+    """The repository root.
+
+    ``BSM_ROOT`` if set; else the nearest directory, from the working directory upwards, that
+    holds ``pom.xml`` (and ``devstack/``); else the checkout this package was installed from
+    (editable install: ``<repo>/devstack/src/bsm_devstack``).
+    """
+    env = os.environ.get("BSM_ROOT")
+    if env:
+        root = Path(env).expanduser().resolve()
+        if not (root / "pom.xml").is_file():
+            raise RepoNotFound(f"BSM_ROOT={env} does not contain pom.xml")
+        return root
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if _is_repo_root(candidate):
+            return candidate
+    here = Path(__file__).resolve()
+    for candidate in here.parents:
+        if _is_repo_root(candidate):
+            return candidate
+    raise RepoNotFound(
+        "cannot find the bsm repository (a directory with pom.xml and devstack/): "
+        "run from inside the checkout or set BSM_ROOT"
+    )
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    root: Path
+
+    @classmethod
+    def discover(cls) -> StackPaths:
+        return cls(find_repo_root())
+
+    @cached_property
+    def stack(self) -> Path:
+        return self.root / ".stack"
+
+    @cached_property
+    def pom(self) -> Path:
+        return self.root / "pom.xml"
+
+    # --- files shared with services and tests -------------------------------------------------
+    @cached_property
+    def env_file(self) -> Path:
+        return self.stack / "env"
+
+    @cached_property
+    def secrets_file(self) -> Path:
+        return self.stack / "secrets.env"
+
+    @cached_property
+    def logs(self) -> Path:
+        return self.stack / "logs"
+
+    @cached_property
+    def run(self) -> Path:
+        return self.stack / "run"
+
+    @cached_property
+    def mailsink(self) -> Path:
+        return self.stack / "mailsink"
+
+    @cached_property
+    def blobs(self) -> Path:
+        return self.stack / "blobs"
+
+    # --- kafka ---------------------------------------------------------------------------------
+    @cached_property
+    def kafka(self) -> Path:
+        return self.stack / "kafka"
+
+    @cached_property
+    def kafka_libs(self) -> Path:
+        return self.kafka / "libs"
+
+    @cached_property
+    def kafka_libs_marker(self) -> Path:
+        return self.kafka_libs / ".complete"
+
+    @cached_property
+    def kafka_data(self) -> Path:
+        return self.kafka / "data"
+
+    @cached_property
+    def kafka_properties(self) -> Path:
+        return self.kafka / "server.properties"
+
+    @cached_property
+    def kafka_log4j(self) -> Path:
+        return self.kafka / "log4j2.properties"
+
+    @cached_property
+    def kafka_cluster_id(self) -> Path:
+        return self.kafka / "cluster-id"
+
+    # --- postgres ------------------------------------------------------------------------------
+    @cached_property
+    def pg(self) -> Path:
+        return self.stack / "pg"
+
+    @cached_property
+    def pg_data(self) -> Path:
+        return self.pg / "data"
+
+    @cached_property
+    def pg_sockets(self) -> Path:
+        return self.pg / "run"
+
+    @cached_property
+    def lock_file(self) -> Path:
+        return self.run / "stack.lock"
+
+    # --- helpers -------------------------------------------------------------------------------
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def ready_file(self, name: str) -> Path:
+        return self.run / f"{name}.ready"
+
+    def make_dirs(self) -> None:
+        for d in (self.stack, self.logs, self.run, self.mailsink, self.blobs, self.kafka,
+                  self.kafka_data, self.pg):
+            d.mkdir(parents=True, exist_ok=True)
+        # The unprivileged PostgreSQL user must be able to traverse .stack and .stack/pg.
+        for d in (self.stack, self.pg, self.logs):
+            d.chmod(d.stat().st_mode | 0o755)

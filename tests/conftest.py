@@ -1,0 +1,20 @@
+"""Shared fixtures: the running stack (integration, e2e) — unit tests need none of this."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.stack import Kafka, stack_env
+
+
+@pytest.fixture(scope="session")
+def env() -> dict[str, str]:
+    return stack_env()
+
+
+@pytest.fixture(scope="session")
+async def kafka(env: dict[str, str]) -> AsyncIterator[Kafka]:
+    async with Kafka(env["KAFKA_BOOTSTRAP_SERVERS"]) as k:
+        yield k

@@ -1,0 +1,127 @@
+"""The alias service against real Kafka and PostgreSQL."""
+
+import asyncio
+import json
+import re
+
+import asyncpg
+
+from bsm_alias.app import create_runtime
+from bsm_alias.settings import AliasSettings
+from bsm_shared.contract import parse_event
+from tests.factories import uid
+from tests.stack import platform_event, running
+
+
+def party(pid: str, role: str, email: str, name: str) -> bytes:
+    return platform_event("PartyRegistered", {
+        "party_id": pid, "role": role, "email": email, "display_name": name,
+        "locale": "es-ES", "marketplace": "ES"}, pid)
+
+
+def message(mid: str, sender: str, recipient: str, **extra) -> bytes:
+    data = {"message_id": mid, "channel": "api", "sender": {"party_id": sender},
+            "recipient": {"party_id": recipient}, "subject": "Hola", "text": "¿Cuándo llega?",
+            "submitted_at": "2026-11-01T10:00:00Z", **extra}
+    return platform_event("MessageSubmitted", data, mid)
+
+
+async def test_each_pair_gets_stable_random_aliases_and_each_seller_a_different_one(
+    kafka, prefix, settings_for, env
+):
+    settings = settings_for(AliasSettings, "alias")
+    b, s1, s2 = "b-" + uid(), "s-" + uid(), "s-" + uid()
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(b, "buyer", "ana@example.com", "Ana"), b)
+        await kafka.publish(prefix + "bsm.parties", party(s1, "seller", "sol@shop.example",
+                                                          "Muebles Sol"), s1)
+        await kafka.publish(prefix + "bsm.parties", party(s2, "seller", "luna@shop.example",
+                                                          "Lámparas Luna"), s2)
+        for mid, seller in (("m1-" + uid(), s1), ("m2-" + uid(), s1), ("m3-" + uid(), s2)):
+            await kafka.publish(prefix + "bsm.messages.submitted", message(mid, b, seller), mid)
+        events = await kafka.collect(
+            prefix + "bsm.messages.addressed", lambda e: e["data"]["sender_party_id"] == b,
+            count=3,
+        )
+    by_seller = {}
+    for raw in events:
+        data = parse_event(raw).data
+        assert raw["producer"] == "alias" and raw["signature"].startswith("ed25519:")
+        assert re.fullmatch(r"[a-z0-9]{16}@" + re.escape(env["BSM_MAIL_DOMAIN"]), data.sender_alias)
+        by_seller.setdefault(data.recipient_party_id, set()).add(
+            (data.sender_alias, data.recipient_alias, data.relationship_id))
+    assert len(by_seller[s1]) == 1, "the same pair keeps the same aliases across messages"
+    assert by_seller[s1] != by_seller[s2], "the buyer has a different alias for every seller"
+    assert all("example.com" not in json.dumps(e) for e in events)
+
+
+async def test_a_message_from_an_unregistered_sender_bounces_at_the_alias_stage_after_waiting(
+    kafka, prefix, settings_for
+):
+    settings = settings_for(AliasSettings, "alias", party_wait_seconds=1.0)
+    s, mid = "s-" + uid(), "m-" + uid()
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(s, "seller", "x@shop.example", "X"), s)
+        await kafka.publish(prefix + "bsm.messages.submitted", message(mid, "nobody-" + uid(), s),
+                            mid)
+        [bounce] = await kafka.collect(prefix + "bsm.messages.bounced",
+                                       lambda e: e["data"]["message_id"] == mid)
+    assert (bounce["data"]["stage"], bounce["data"]["reason_code"]) == ("alias", "unknown_sender")
+    assert bounce["data"]["remedy"]
+
+
+async def test_a_message_that_arrives_before_its_senders_registration_waits_for_it(
+    kafka, prefix, settings_for
+):
+    settings = settings_for(AliasSettings, "alias", party_wait_seconds=30.0)
+    b, s, mid = "b-" + uid(), "s-" + uid(), "m-" + uid()
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(s, "seller", "x@shop.example", "X"), s)
+        await kafka.publish(prefix + "bsm.messages.submitted", message(mid, b, s), mid)
+        await kafka.publish(prefix + "bsm.parties", party(b, "buyer", "late@example.com", "L"), b)
+        [addressed] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                          lambda e: e["data"]["message_id"] == mid)
+    assert addressed["data"]["sender_party_id"] == b
+
+
+async def test_real_addresses_are_stored_only_encrypted(kafka, prefix, settings_for, env):
+    settings = settings_for(AliasSettings, "alias")
+    b = "b-" + uid()
+    email = f"{uid()}@private.example"
+    async with running(create_runtime(settings)) as rt:
+        await kafka.publish(prefix + "bsm.parties", party(b, "buyer", email, "Ana"), b)
+        conn = await asyncpg.connect(env["BSM_DATABASE_URL"])
+        try:
+            for _ in range(100):
+                row = await conn.fetchrow(
+                    f"SELECT * FROM {rt.schema}.parties WHERE party_id = $1", b)
+                if row:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+    assert row is not None
+    assert email.encode() not in b"".join(
+        v if isinstance(v, bytes) else str(v).encode() for v in row.values())
+
+
+async def test_a_restarted_service_resumes_after_its_committed_offset(
+    kafka, prefix, settings_for
+):
+    """Offsets are committed only after the transaction: a restart neither loses the message
+    published while it was down nor re-addresses the one it had finished."""
+    settings = settings_for(AliasSettings, "alias")
+    b, s = "b-" + uid(), "s-" + uid()
+    first, second = "m1-" + uid(), "m2-" + uid()
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(b, "buyer", "a@example.com", "A"), b)
+        await kafka.publish(prefix + "bsm.parties", party(s, "seller", "s@shop.example", "S"), s)
+        await kafka.publish(prefix + "bsm.messages.submitted", message(first, b, s), first)
+        await kafka.collect(prefix + "bsm.messages.addressed",
+                            lambda e: e["data"]["message_id"] == first)
+    await kafka.publish(prefix + "bsm.messages.submitted", message(second, b, s), second)
+    async with running(create_runtime(settings)):
+        events = await kafka.collect(
+            prefix + "bsm.messages.addressed",
+            lambda e: e["data"]["message_id"] in (first, second), count=2, settle=2.0)
+    assert sorted(e["data"]["message_id"] for e in events) == sorted([first, second])

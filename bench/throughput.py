@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -50,15 +49,14 @@ async def main(n: int, pairs: int, timeout: float) -> int:
     run = uuid.uuid4().hex[:6]
     producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
                                 enable_idempotence=True, acks="all", linger_ms=5)
-    consumer = AIOKafkaConsumer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                                enable_auto_commit=False)
+    # No group: every partition is assigned; start at the end, before publishing anything.
+    consumer = AIOKafkaConsumer("bsm.messages.delivered",
+                                bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                                enable_auto_commit=False, auto_offset_reset="latest")
     await producer.start()
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [TopicPartition("bsm.messages.delivered", p)
-                 for p in consumer.partitions_for_topic("bsm.messages.delivered")]
-        consumer.assign(parts)
+        parts = list(consumer.assignment())
         await consumer.seek_to_end(*parts)
         for p in parts:
             await consumer.position(p)

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +45,13 @@ def stack_env() -> dict[str, str]:
     return {**read_env_file(env_file), **read_env_file(secrets)}
 
 
-def platform_event(etype: str, data: dict[str, Any], correlation_id: str) -> bytes:
+def platform_event(
+    etype: str, data: dict[str, Any], correlation_id: str, occurred_at: str | None = None
+) -> bytes:
     """An event as another platform service publishes it: unsigned, producer `platform`."""
     return json.dumps({
         "event_id": str(uuid.uuid4()), "type": etype, "version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(), "producer": "platform",
+        "occurred_at": occurred_at or datetime.now(UTC).isoformat(), "producer": "platform",
         "correlation_id": correlation_id, "causation_id": None, "data": data,
     }).encode()
 
@@ -79,16 +80,12 @@ class Kafka:
     ) -> list[dict[str, Any]]:
         """Events on ``topic`` matching ``match``: waits until ``count`` are there (or fails),
         then, if ``settle`` > 0, keeps reading that long to catch unwanted extras."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        # No group: the consumer is assigned every partition and reads from the beginning.
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            await consumer.topics()  # fetches the cluster's metadata
-            parts = consumer.partitions_for_topic(topic)
-            assert parts, f"topic {topic} does not exist"
-            partitions = [TopicPartition(topic, p) for p in parts]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
+            assert consumer.assignment(), f"topic {topic} does not exist"
             found: list[dict[str, Any]] = []
             deadline = time.monotonic() + timeout
             settle_until: float | None = None
@@ -125,5 +122,6 @@ async def running(rt: Any) -> AsyncIterator[Any]:
     try:
         yield rt
     finally:
+        await rt.stop_background()
         await rt.broker.stop()
         await rt.stop()

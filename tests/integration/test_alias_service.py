@@ -124,4 +124,5 @@ async def test_a_restarted_service_resumes_after_its_committed_offset(
         events = await kafka.collect(
             prefix + "bsm.messages.addressed",
             lambda e: e["data"]["message_id"] in (first, second), count=2, settle=2.0)
-    assert sorted(e["data"]["message_id"] for e in events) == sorted([first, second])
+    assert {e["data"]["message_id"] for e in events} == {first, second}
+    assert len({e["event_id"] for e in events}) == 2, "a message is never addressed under two ids"

@@ -25,10 +25,11 @@ async def test_the_record_keeps_an_orders_events_in_time_order_and_refuses_chang
             "party_id": buyer, "role": "buyer", "email": "ana@private.example",
             "display_name": "Ana"}, buyer), buyer)
         await kafka.publish(prefix + "bsm.orders", platform_event("OrderStatusChanged", {
-            "order_id": oid, "status": "shipped", "changed_at": "2026-11-02T10:00:00Z"}, oid), oid)
+            "order_id": oid, "status": "shipped", "changed_at": "2026-11-02T10:00:00Z"}, oid,
+            "2026-11-02T10:00:00Z"), oid)
         await kafka.publish(prefix + "bsm.orders", platform_event("OrderPlaced", {
             "order_id": oid, "buyer_id": buyer, "seller_id": "s", "placed_at":
-            "2026-11-01T10:00:00Z"}, oid), oid)
+            "2026-11-01T10:00:00Z"}, oid, "2026-11-01T10:00:00Z"), oid)
         for _ in range(100):
             response = await client.get(f"/v1/orders/{oid}/timeline")
             if response.status_code == 200 and len(response.json()["events"]) == 2:

@@ -82,6 +82,7 @@ def create_app(
         try:
             yield
         finally:
+            await rt.stop_background()
             await rt.broker.stop()
             await rt.stop()
 

@@ -128,6 +128,7 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         try:
             yield
         finally:
+            await rt.stop_background()
             await rt.broker.stop()
             await rt.stop()
 

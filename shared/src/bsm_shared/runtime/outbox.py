@@ -114,8 +114,13 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
+        """Stop after a last flush: cancelling while a batch is between "published" and
+        "marked" would make the next start publish it again (harmless, but avoidable)."""
         if self._task is not None:
-            self._task.cancel()
+            async with self._lock:  # wait for a flush in progress, then stop the loop
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), timeout=10)

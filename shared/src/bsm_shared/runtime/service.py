@@ -117,7 +117,8 @@ class ServiceRuntime:
         _ready_file(self.name, create=True)
         log.info("%s started", self.name)
 
-    async def stop(self) -> None:
+    async def stop_background(self) -> None:
+        """Before the broker disconnects: stop the service's tasks and flush the outbox."""
         _ready_file(self.name, create=False)
         for task in self._tasks:
             task.cancel()
@@ -127,6 +128,11 @@ class ServiceRuntime:
         self._tasks.clear()
         if self.relay is not None:
             await self.relay.stop()
+
+    async def stop(self) -> None:
+        """After the broker disconnected: close the pool."""
+        if self._tasks or (self.relay is not None and self.relay._task is not None):
+            await self.stop_background()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
@@ -137,6 +143,7 @@ class ServiceRuntime:
             self.broker,
             on_startup=[self.start],
             after_startup=[self.start_background],
+            on_shutdown=[self.stop_background],
             after_shutdown=[self.stop],
         )
 

@@ -92,6 +92,22 @@ def env() -> None:
     sys.stdout.flush()
 
 
+@app.command()
+def keys() -> None:
+    """Create the dev keys if missing and write .stack/compose.env (secrets plus the trusted
+    public keys) for `docker compose`; nothing else is started."""
+    from bsm_devstack.keys import ensure_secrets, trusted_keys_json
+
+    paths = _paths()
+    secrets, created = ensure_secrets(paths.secrets_file)
+    compose = paths.secrets_file.with_name("compose.env")
+    values = {**secrets, "BSM_TRUSTED_KEYS": trusted_keys_json(secrets)}
+    # docker compose reads env files literally: no shell quoting around values.
+    compose.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    compose.chmod(0o600)
+    sys.stdout.write(f"{len(created)} key(s) created; wrote {compose}\n")
+
+
 def main() -> None:
     app(prog_name="python -m bsm_devstack")
 

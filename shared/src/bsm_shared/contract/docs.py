@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,82 @@ def asyncapi() -> dict[str, Any]:
     }
 
 
+def _type_name(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " or ".join(_type_name(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return " or ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    if schema.get("type") == "array":
+        return f"list of {_type_name(schema.get('items', {}))}"
+    if schema.get("format") == "date-time":
+        return "timestamp"
+    return str(schema.get("type", "any"))
+
+
+def events_markdown() -> str:
+    """``docs/events.md``: every topic, event and field, for people."""
+    out = [
+        "# bsm events",
+        "",
+        "Generated from the contract in `shared/src/bsm_shared/contract` by "
+        "`python -m bsm_shared.contract.docs --write` (`make docs`); do not edit by hand. "
+        "The machine-readable form is `asyncapi.json` beside this file.",
+        "",
+        "Every event is one JSON object: the envelope below plus `data`. Events our services "
+        "produce are signed (`signature`); consumers verify them and dead-letter what fails "
+        "to `<topic>.dlq` with the error.",
+        "",
+        "## Envelope",
+        "",
+        "| field | type | meaning |",
+        "| --- | --- | --- |",
+    ]
+    from .events import Envelope
+
+    env_schema = Envelope.model_json_schema()
+    for name, prop in env_schema["properties"].items():
+        out.append(f"| `{name}` | {_type_name(prop)} | {prop.get('description', '')} |")
+    out += ["", "## Topics", "", "| topic | partitions | events | written by |",
+            "| --- | --- | --- | --- |"]
+    for topic in Topic:
+        out.append(
+            f"| `{topic.value}` | {PARTITIONS[topic]} | {', '.join(EVENTS_ON[topic])} | "
+            f"{', '.join(SENDERS[topic])} |"
+        )
+    out += ["", "Keys: " + " ".join(f"`{t.value}`: {DESCRIPTIONS[t].split('.')[0]}."
+                                     for t in Topic), ""]
+    _, defs = models_json_schema(
+        [(m, "validation") for m in EVENT_MODELS.values()], ref_template="#/$defs/{model}"
+    )
+    shown: set[str] = set()
+    out += ["## Payloads (`data`), version 1", ""]
+    for etype, model in EVENT_MODELS.items():
+        payload = model.model_fields["data"].annotation
+        names = [payload.__name__]  # type: ignore[union-attr]
+        while names:
+            name = names.pop(0)
+            if name in shown or name not in defs["$defs"]:
+                continue
+            shown.add(name)
+            schema = defs["$defs"][name]
+            required = set(schema.get("required", []))
+            title = f"### {name}" + (" (event)" if name == etype else "")
+            out += [title, "", (schema.get("description") or "").strip(), "",
+                    "| field | type | required | meaning |", "| --- | --- | --- | --- |"]
+            for field, prop in schema.get("properties", {}).items():
+                out.append(
+                    f"| `{field}` | {_type_name(prop)} | {'yes' if field in required else ''} "
+                    f"| {prop.get('description', '')} |"
+                )
+                names += re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(prop))
+            out.append("")
+    return "\n".join(out)
+
+
 def _dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -131,6 +208,7 @@ def _dump(obj: Any) -> str:
 def generated_files(repo_root: Path) -> dict[Path, str]:
     files = {SCHEMA_DIR / name: _dump(schema) for name, schema in event_schemas().items()}
     files[repo_root / "docs" / "asyncapi.json"] = _dump(asyncapi())
+    files[repo_root / "docs" / "events.md"] = events_markdown()
     return files
 
 

@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap up down status demo test test-unit bench docs clean-stack
+.PHONY: help bootstrap up down status restart demo test test-unit bench docs
 
 help:
 	@echo "make demo       bring everything up and show a message delivered each way"
 	@echo "make test       unit, contract, integration and end-to-end tests (brings the stack up)"
 	@echo "make up|down|status   the local stack (Kafka, PostgreSQL, mail sink, five services)"
+	@echo "make restart    restart the five services after a code change"
 	@echo "make test-unit  the fast tests only (no stack needed)"
 	@echo "make bench      push messages through the real stack and print throughput and latency"
 	@echo "make docs       regenerate the contract's JSON-schema snapshots and AsyncAPI document"
@@ -23,6 +24,10 @@ down:
 
 status:
 	@$(PY) -m bsm_devstack status
+
+# Restart the five services (after changing their code); Kafka and PostgreSQL keep running.
+restart:
+	@for s in alias policy delivery metrics gateway; do $(PY) -m bsm_devstack restart-service $$s || exit 1; done
 
 demo: up
 	@$(PY) -m bsm_devstack.demo

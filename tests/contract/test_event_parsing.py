@@ -17,6 +17,13 @@ EXAMPLES = {
     ),
     "SellerSettingsChanged": p.SellerSettingsChanged(seller_id="s1", messaging_enabled=False),
     "BuyerPreferencesChanged": p.BuyerPreferencesChanged(buyer_id="b1", unsolicited_opt_out=True),
+    "SellerMessagingRestricted": p.SellerMessagingRestricted(
+        seller_id="s1", level="restricted", starts_at=T0, until=T0, violation_count=3,
+        reason="Three messages with phone numbers in 7 days.",
+    ),
+    "SellerMessagingRestrictionLifted": p.SellerMessagingRestrictionLifted(
+        seller_id="s1", lifted_by="op-1", lifted_at=T0,
+    ),
     "OrderPlaced": p.OrderPlaced(
         order_id="o1", buyer_id="b1", seller_id="s1", placed_at=T0,
         items=[p.OrderItem(sku="x", wine=True)],

@@ -83,3 +83,26 @@ def test_what_cannot_be_parsed_is_refused_with_a_reason(value: bytes, code: str)
     with pytest.raises(EventParseError) as err:
         gate(verifier).check(record(Topic.SUBMITTED, value))
     assert err.value.code == code
+
+
+def test_a_sanction_on_the_parties_topic_must_come_signed_from_policy():
+    from bsm_shared.contract import SellerMessagingRestrictedEvent
+    from bsm_shared.contract.payloads import SellerMessagingRestricted
+
+    s, verifier = signers("policy", "gateway")
+    data = SellerMessagingRestricted(seller_id="s1", level="suspended", starts_at=T0,
+                                     violation_count=5, reason="x")
+    consumer = EventConsumer(
+        name="alias", pool=None, schema="alias", topics=TopicNames(""), verifier=verifier,
+        signer=None, handlers={Topic.PARTIES: _noop},
+    )
+
+    def value(signer, producer):
+        return to_wire(build_event(SellerMessagingRestrictedEvent, data, event_id=uuid.uuid4(),
+                                   occurred_at=T0, producer=producer, correlation_id="s1"), signer)
+
+    assert consumer.check(record(Topic.PARTIES, value(s["policy"], "policy"))).verified
+    for signer, producer in ((None, "platform"), (s["gateway"], "gateway")):
+        with pytest.raises(SignatureError) as err:
+            consumer.check(record(Topic.PARTIES, value(signer, producer)))
+        assert err.value.code == "wrong_producer"

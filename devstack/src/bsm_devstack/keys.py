@@ -63,6 +63,8 @@ def _generators() -> dict[str, Callable[[], str]]:
     }
     gens.update({f"BSM_{svc.upper()}_PII_KEY": _new_secret_key for svc in PII_KEY_SERVICES})
     gens["BSM_GATEWAY_TOKEN_KEY"] = _new_secret_key
+    # Shared by the services that seal or open personal data in transit (bsm_shared.runtime.transit).
+    gens["BSM_TRANSIT_KEY"] = _new_secret_key
     return gens
 
 

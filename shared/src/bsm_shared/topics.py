@@ -32,7 +32,7 @@ class Topic(StrEnum):
 #: What each topic carries and how it is keyed (also published in the AsyncAPI document).
 DESCRIPTIONS: dict[Topic, str] = {
     Topic.PARTIES: "Key: party id. PartyRegistered, SellerSettingsChanged, "
-    "BuyerPreferencesChanged.",
+    "BuyerPreferencesChanged, SellerMessagingRestricted, SellerMessagingRestrictionLifted.",
     Topic.ORDERS: "Key: order id. OrderPlaced, OrderStatusChanged.",
     Topic.SUBMITTED: "Key: message id. MessageSubmitted (from people, mail clients and "
     "platform services).",
@@ -115,4 +115,12 @@ PRODUCERS: dict[Topic, frozenset[str]] = {
     Topic.BOUNCED: frozenset({"alias", "delivery"}),
     Topic.REPORTED: frozenset({"gateway"}),
     Topic.RESPONSE_NOT_NEEDED: frozenset({"gateway"}),
+}
+
+
+#: Event types that only some of our services may write, wherever they appear (the input topic
+#: ``bsm.parties`` also carries events of outside producers).
+TYPE_PRODUCERS: dict[str, frozenset[str]] = {
+    "SellerMessagingRestricted": frozenset({"policy"}),
+    "SellerMessagingRestrictionLifted": frozenset({"gateway"}),
 }

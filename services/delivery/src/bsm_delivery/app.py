@@ -154,13 +154,18 @@ class Delivery:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
-    async def _recipient_address(self, conn: asyncpg.Connection, party_id: str) -> str | None:
-        row = await conn.fetchrow(
-            f"SELECT data_key, email_enc FROM {self.s}.parties WHERE party_id = $1", party_id
+    async def _recipient_addresses(
+        self, conn: asyncpg.Connection, party_ids: list[str]
+    ) -> dict[str, str]:
+        rows = await conn.fetch(
+            f"SELECT party_id, data_key, email_enc FROM {self.s}.parties "
+            f"WHERE party_id = ANY($1::text[])",
+            party_ids,
         )
-        if row is None:
-            return None
-        return self.vault.decrypt(party_id, row["data_key"], "email", row["email_enc"])
+        return {
+            r["party_id"]: self.vault.decrypt(r["party_id"], r["data_key"], "email", r["email_enc"])
+            for r in rows
+        }
 
     async def deliver_due(self) -> int:
         """Send every due job once; returns how many jobs were attempted."""
@@ -175,50 +180,78 @@ class Delivery:
             )
             if not rows:
                 return 0
-            host, port = self.settings.relay_address()
-            smtp: aiosmtplib.SMTP | None = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
-            try:
-                await smtp.connect()
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                log.warning("SMTP relay %s:%d unreachable: %s", host, port, exc)
-                smtp = None
+            jobs = [(row, PolicyChecked.model_validate_json(row["policy_checked"])) for row in rows]
+            addresses = await self._recipient_addresses(
+                conn, sorted({pc.recipient_party_id for _, pc in jobs})
+            )
+            now = self.rt.clock()
+            results = await self._send_all(
+                [(pc, addresses.get(pc.recipient_party_id)) for _, pc in jobs], domain, now
+            )
             out: list[Outgoing] = []
-            try:
-                for row in rows:
-                    out.extend(await self._attempt(conn, row, smtp, domain))
-            finally:
-                if smtp is not None:
-                    with contextlib.suppress(Exception):
-                        await smtp.quit()
+            for (row, pc), (error, permanent) in zip(jobs, results, strict=True):
+                out.extend(await self._settle(conn, row, pc, error, permanent, now, domain))
             await self.rt.record(conn, out)
         self.rt.relay.wake()  # type: ignore[union-attr]
         return len(rows)
 
-    async def _attempt(self, conn: asyncpg.Connection, row, smtp, domain: str) -> list[Outgoing]:  # noqa: ANN001
-        pc = PolicyChecked.model_validate_json(row["policy_checked"])
-        cause = row["cause_event_id"]
-        now = self.rt.clock()
-        address = await self._recipient_address(conn, pc.recipient_party_id)
-        error: str
-        permanent = False
-        if address is None:
-            error = "recipient_address_unknown"
-        elif smtp is None:
-            error = "relay_unreachable"
-        else:
-            mail = core.compose(pc, domain=domain, now=now)
+    async def _send_all(
+        self, jobs: list[tuple[PolicyChecked, str | None]], domain: str, now: datetime
+    ) -> list[tuple[str | None, bool]]:
+        """Send over ``smtp_connections`` connections at once; per job (error or None,
+        permanent). The jobs stay locked by the caller's transaction meanwhile."""
+        results: list[tuple[str | None, bool]] = [("not_attempted", False)] * len(jobs)
+        lanes = max(1, min(self.settings.smtp_connections, len(jobs)))
+
+        async def lane(index: int) -> None:
+            host, port = self.settings.relay_address()
+            smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
             try:
-                await smtp.send_message(
-                    mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}", recipients=[address]
-                )
-                await self._delivered(conn, pc, now)
-                self.sent += 1
-                return [self._outcome(DeliveredEvent, Topic.DELIVERED,
-                                      core.delivered(pc, now=now, domain=domain), cause, now)]
-            except aiosmtplib.SMTPResponseException as exc:
-                error, permanent = f"smtp_{exc.code}", core.is_permanent(exc.code)
-            except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
-                error = f"smtp_error:{type(exc).__name__}"
+                await smtp.connect()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.warning("SMTP relay %s:%d unreachable: %s", host, port, exc)
+                for i in range(index, len(jobs), lanes):
+                    results[i] = ("relay_unreachable", False)
+                return
+            try:
+                for i in range(index, len(jobs), lanes):
+                    pc, address = jobs[i]
+                    results[i] = await self._send_one(smtp, pc, address, domain, now)
+            finally:
+                with contextlib.suppress(Exception):
+                    await smtp.quit()
+
+        await asyncio.gather(*(lane(i) for i in range(lanes)))
+        return results
+
+    async def _send_one(
+        self, smtp: aiosmtplib.SMTP, pc: PolicyChecked, address: str | None, domain: str,
+        now: datetime,
+    ) -> tuple[str | None, bool]:
+        if address is None:
+            return "recipient_address_unknown", False
+        mail = core.compose(pc, domain=domain, now=now)
+        try:
+            await smtp.send_message(
+                mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}", recipients=[address]
+            )
+            return None, False
+        except aiosmtplib.SMTPResponseException as exc:
+            return f"smtp_{exc.code}", core.is_permanent(exc.code)
+        except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
+            return f"smtp_error:{type(exc).__name__}", False
+
+    async def _settle(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, pc: PolicyChecked,
+        error: str | None, permanent: bool, now: datetime, domain: str,
+    ) -> list[Outgoing]:
+        """Record one attempt's result: delivered, rescheduled, or bounced."""
+        cause = row["cause_event_id"]
+        if error is None:
+            await self._delivered(conn, pc, now)
+            self.sent += 1
+            return [self._outcome(DeliveredEvent, Topic.DELIVERED,
+                                  core.delivered(pc, now=now, domain=domain), cause, now)]
         attempts = row["attempts"] + 1
         if permanent or attempts >= self.settings.max_attempts:
             await conn.execute(

@@ -23,7 +23,10 @@ class DeliverySettings(ServiceSettings):
     )
     max_attempts: int = Field(default=8, ge=1, description="Delivery attempts before bouncing.")
     first_retry_seconds: float = Field(default=5.0, gt=0, description="First retry delay.")
-    batch_size: int = Field(default=100, ge=1, le=1000, description="Mails per worker batch.")
+    batch_size: int = Field(default=200, ge=1, le=1000, description="Mails per worker batch.")
+    smtp_connections: int = Field(
+        default=4, ge=1, le=64, description="SMTP connections a worker batch uses at once."
+    )
 
     def pii_key_bytes(self) -> bytes:
         return base64.b64decode(self.pii_key.get_secret_value())

@@ -23,7 +23,10 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 #: Which events each topic carries (the architecture page's topic table).
 EVENTS_ON: dict[Topic, tuple[str, ...]] = {
-    Topic.PARTIES: ("PartyRegistered", "SellerSettingsChanged", "BuyerPreferencesChanged"),
+    Topic.PARTIES: (
+        "PartyRegistered", "SellerSettingsChanged", "BuyerPreferencesChanged",
+        "SellerMessagingRestricted", "SellerMessagingRestrictionLifted",
+    ),
     Topic.ORDERS: ("OrderPlaced", "OrderStatusChanged"),
     Topic.SUBMITTED: ("MessageSubmitted",),
     Topic.ADDRESSED: ("MessageAddressed",),
@@ -36,7 +39,7 @@ EVENTS_ON: dict[Topic, tuple[str, ...]] = {
 
 #: Who sends and who receives on each topic (services of bsm; "platform" = outside producers).
 SENDERS: dict[Topic, tuple[str, ...]] = {
-    Topic.PARTIES: ("platform", "gateway"),
+    Topic.PARTIES: ("platform", "gateway", "policy"),
     Topic.ORDERS: ("platform",),
     Topic.SUBMITTED: ("platform", "gateway", "alias"),
     Topic.ADDRESSED: ("alias",),
@@ -48,7 +51,7 @@ SENDERS: dict[Topic, tuple[str, ...]] = {
 }
 RECEIVERS: dict[Group, tuple[Topic, ...]] = {
     Group.ALIAS: (Topic.PARTIES, Topic.SUBMITTED),
-    Group.POLICY: (Topic.ORDERS, Topic.ADDRESSED),
+    Group.POLICY: (Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED),
     Group.DELIVERY: (Topic.PARTIES, Topic.POLICY_CHECKED),
     Group.METRICS: tuple(Topic),
 }

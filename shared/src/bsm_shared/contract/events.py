@@ -69,6 +69,14 @@ PartyRegisteredEvent = _event("PartyRegistered", p.PartyRegistered, p.PartyRegis
 SellerSettingsChangedEvent = _event(
     "SellerSettingsChanged", p.SellerSettingsChanged, p.SellerSettingsChanged.__doc__ or ""
 )
+SellerMessagingRestrictedEvent = _event(
+    "SellerMessagingRestricted", p.SellerMessagingRestricted,
+    p.SellerMessagingRestricted.__doc__ or "",
+)
+SellerMessagingRestrictionLiftedEvent = _event(
+    "SellerMessagingRestrictionLifted", p.SellerMessagingRestrictionLifted,
+    p.SellerMessagingRestrictionLifted.__doc__ or "",
+)
 BuyerPreferencesChangedEvent = _event(
     "BuyerPreferencesChanged", p.BuyerPreferencesChanged, p.BuyerPreferencesChanged.__doc__ or ""
 )
@@ -96,6 +104,8 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     for m in (
         PartyRegisteredEvent,
         SellerSettingsChangedEvent,
+        SellerMessagingRestrictedEvent,
+        SellerMessagingRestrictionLiftedEvent,
         BuyerPreferencesChangedEvent,
         OrderPlacedEvent,
         OrderStatusChangedEvent,

@@ -68,17 +68,48 @@ class SellerSettingsChanged(Payload):
     messaging_enabled: bool | None = Field(default=None, description="Vacation switch (C8).")
     fulfilment: Fulfilment | None = Field(default=None, description="Who fulfils orders.")
     authorized_senders: list[str] | None = Field(
-        default=None, description="Alternate addresses accepted as the seller (A4)."
+        default=None,
+        description="Alternate addresses accepted as the seller (A4). Personal data: outside "
+        "producers may send plaintext; our services send each one sealed (`sealed:v1:…`, "
+        "see `bsm_shared.runtime.transit`).",
     )
     blocked_senders: list[str] | None = Field(
-        default=None, description="Addresses refused as the seller (A4)."
+        default=None, description="Addresses refused as the seller (A4); plaintext or sealed."
     )
     customer_service_email: str | None = Field(
-        default=None, description="Where bounce notices go (D1)."
+        default=None, description="Where bounce notices go (D1); plaintext or sealed."
     )
     opt_out_bounce_notices: bool | None = Field(
         default=None, description="No bounce notices for buyer opt-outs (D1b)."
     )
+
+
+class SellerMessagingRestricted(Payload):
+    """The sanction ladder (C10) moved a seller up a step: proactive messaging restricted for a
+    while, or suspended. Written by the policy service (signed)."""
+
+    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    level: Literal["restricted", "suspended"] = Field(
+        description="`restricted`: no proactive messages until `until`; `suspended`: none "
+        "until an operator lifts it."
+    )
+    starts_at: AwareDatetime = Field(description="When the step takes effect (event time).")
+    until: AwareDatetime | None = Field(
+        default=None, description="When a restriction ends by itself (none for a suspension)."
+    )
+    violation_count: int = Field(ge=0, description="Violations counted towards this step.")
+    reason: str = Field(description="Human explanation for the seller.")
+    rule: str = Field(default="C10", description="Requirement id.")
+
+
+class SellerMessagingRestrictionLifted(Payload):
+    """An operator lifted a seller's restriction or suspension (C10). Written by the gateway
+    (signed) on an operator's request."""
+
+    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    lifted_by: str = Field(description="The operator's party id.")
+    lifted_at: AwareDatetime = Field(description="When it was lifted.")
+    reason: str = Field(default="", description="Why.")
 
 
 class BuyerPreferencesChanged(Payload):

@@ -13,6 +13,8 @@ from typing import Any
 CURRENT_VERSIONS: dict[str, int] = {
     "PartyRegistered": 1,
     "SellerSettingsChanged": 1,
+    "SellerMessagingRestricted": 1,
+    "SellerMessagingRestrictionLifted": 1,
     "BuyerPreferencesChanged": 1,
     "OrderPlaced": 1,
     "OrderStatusChanged": 1,

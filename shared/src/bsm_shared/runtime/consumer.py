@@ -6,11 +6,12 @@ One batch of Kafka records becomes one PostgreSQL transaction:
    our services, or from an outside producer the deployment holds keys for) and parsed with
    the contract's one parser. A record that fails goes to the topic's dead-letter topic with
    the error — through the outbox, in the same transaction — and the batch goes on.
-2. Each good event is applied inside a savepoint: its id is inserted into ``processed_events``
-   first, so a redelivered event is a no-op by constraint; the service's handler changes the
-   service's tables and returns the events to publish, which go into the outbox.
-   A handler error that is not transient rolls back that one event's savepoint and dead-letters
-   it with the error; it does not block the partition.
+2. The batch's event ids are inserted into ``processed_events`` in one statement; the ones
+   already there (a redelivery) are skipped, by constraint, not by bookkeeping. Each new event's
+   handler changes the service's tables and returns the events to publish, which go into the
+   outbox. A handler error that is not transient rolls the batch back; the batch is then applied
+   again with a savepoint per event, and only the failing event is dead-lettered with the error:
+   one bad event does not block the partition.
 3. The transaction commits; only then does the subscriber return, and FastStream commits the
    offset (``AckPolicy.NACK_ON_ERROR`` with auto-commit off). A transient failure (database or
    network down) is retried here with exponential backoff, the offset uncommitted; if the
@@ -35,7 +36,7 @@ import asyncpg
 from ..contract.events import Envelope, EventParseError, decode_json, parse_event
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
 from ..contract.wire import to_wire
-from ..topics import INPUT_TOPICS, PRODUCERS, Topic, TopicNames
+from ..topics import INPUT_TOPICS, PRODUCERS, TYPE_PRODUCERS, Topic, TopicNames
 from .db import TRANSIENT_ERRORS, check_ident
 from ..contract.wire import derived_event_id
 from .outbox import add_to_outbox
@@ -150,6 +151,11 @@ class EventConsumer:
         if allowed is not None and producer not in allowed:
             raise SignatureError(
                 "wrong_producer", f"{producer!r} may not publish on {topic.value} ({sorted(allowed)})"
+            )
+        by_type = TYPE_PRODUCERS.get(str(raw.get("type")))
+        if by_type is not None and (producer not in by_type or not verified):
+            raise SignatureError(
+                "wrong_producer", f"{raw.get('type')} may only come from {sorted(by_type)}, signed"
             )
         event = parse_event(raw)
         return Incoming(event, raw, topic, record.partition, record.offset, verified)
@@ -289,35 +295,64 @@ class EventConsumer:
     async def _apply(
         self, records: Sequence[Record], checked: list[Incoming | tuple[Record, str, str]]
     ) -> None:
-        s = self._schema
-        outbox: list[tuple[str, str, bytes | None, bytes]] = []
-        applied = duplicates = dead = 0
         # Reference data first: within a batch, events of the topics listed first in
         # ``handlers`` (parties, orders) are applied before the messages that may need them.
         rank = {t: i for i, t in enumerate(self._handlers)}
         ordered = sorted(
             checked, key=lambda item: -1 if isinstance(item, tuple) else rank[item.topic]
         )
+        try:
+            # Fast path: the whole batch in one transaction, no savepoints.
+            await self._apply_batch(ordered, isolate=False)
+        except TRANSIENT_ERRORS:
+            raise
+        except _HandlerFailed:
+            # A handler failed: the transaction is rolled back whole, and the batch is applied
+            # again with a savepoint per event, so only the failing event is dead-lettered.
+            await self._apply_batch(ordered, isolate=True)
+
+    async def _apply_batch(
+        self, ordered: list[Incoming | tuple[Record, str, str]], *, isolate: bool
+    ) -> None:
+        s = self._schema
+        outbox: list[tuple[str, str, bytes | None, bytes]] = []
+        applied = duplicates = dead = 0
+        events = [item for item in ordered if not isinstance(item, tuple)]
         async with self._pool.acquire() as conn, conn.transaction():
+            # The idempotency check for the whole batch in one statement: ids already in
+            # ``processed_events`` (a redelivery) come back missing and are skipped.
+            fresh = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    f"INSERT INTO {s}.processed_events (consumer, event_id) "
+                    f"SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    self.name,
+                    list({i.event.event_id for i in events}),
+                )
+            }
             for item in ordered:
                 if isinstance(item, tuple):
                     outbox.append(self._dead_letter(*item))
                     dead += 1
                     continue
                 incoming = item
+                if incoming.event.event_id not in fresh:
+                    duplicates += 1
+                    continue
+                fresh.discard(incoming.event.event_id)  # the same id twice in one batch
+                if not isolate:
+                    try:
+                        outbox.extend(await self._run(conn, incoming))
+                    except TRANSIENT_ERRORS:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - retried in isolation
+                        raise _HandlerFailed from exc
+                    applied += 1
+                    continue
                 try:
                     async with conn.transaction():  # savepoint: one event's effects
-                        fresh = await conn.fetchval(
-                            f"INSERT INTO {s}.processed_events (consumer, event_id) "
-                            f"VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                            self.name,
-                            incoming.event.event_id,
-                        )
-                        if not fresh:
-                            duplicates += 1
-                            continue
                         outbox.extend(await self._run(conn, incoming))
-                        applied += 1
+                    applied += 1
                 except TRANSIENT_ERRORS:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad event must not block the log
@@ -335,3 +370,7 @@ class EventConsumer:
         self.applied += applied
         self.duplicates += duplicates
         self.dead_lettered += dead
+
+
+class _HandlerFailed(Exception):
+    """A handler raised on the fast path; the batch is retried with a savepoint per event."""

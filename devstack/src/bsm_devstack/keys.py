@@ -65,6 +65,8 @@ def _generators() -> dict[str, Callable[[], str]]:
     gens["BSM_GATEWAY_TOKEN_KEY"] = _new_secret_key
     # Shared by the services that seal or open personal data in transit (bsm_shared.runtime.transit).
     gens["BSM_TRANSIT_KEY"] = _new_secret_key
+    # Shared by delivery (signs action links in mail) and the gateway (verifies them).
+    gens["BSM_LINK_KEY"] = _new_secret_key
     return gens
 
 

@@ -146,7 +146,7 @@ async def test_the_dispute_timeline_shows_the_whole_exchange_verified(kafka, env
             await asyncio.sleep(0.2)
     assert types == expected
     ours = [e for e in response.json()["events"] if e["producer"] != "platform"]
-    assert ours and all(e["verified"] for e in ours)
+    assert ours and all(e["signature_valid"] and e["flag"] is None for e in ours)
 
     cli = subprocess.run(
         [sys.executable, "-m", "bsm_cli.main", "dispute", people["order"]],

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -53,3 +54,124 @@ async def test_the_record_keeps_an_orders_events_in_time_order_and_refuses_chang
     assert missing.status_code == 404 and missing.json()["error"] == "order_not_found"
     assert archived is not None and "ana@private.example" not in archived
     assert json.loads(archived)["data"]["email"].startswith("<personal data")
+
+
+def signed(env, raw: dict, producer: str) -> bytes:
+    from bsm_shared.contract.signing import Signer, load_private_key
+
+    signer = Signer(producer, load_private_key(env[f"BSM_{producer.upper()}_SIGNING_KEY"]))
+    body = {**raw, "producer": producer, "causation_id": None}
+    body["signature"] = signer.sign(body)
+    return json.dumps(body).encode()
+
+
+async def wait_for(client, url: str, ready) -> dict:
+    for _ in range(150):
+        response = await client.get(url)
+        if response.status_code == 200 and ready(response.json()):
+            return response.json()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never became ready: {response.status_code} {response.text}")
+
+
+async def test_response_times_come_from_event_times_and_ignore_forged_events(
+    kafka, prefix, settings_for, env
+):
+    from tests.metrics_support import delivered, issue_scenario
+
+    settings = settings_for(MetricsSettings, "metrics")
+    seller = "s-" + uid()
+    events, as_of = issue_scenario(seller)
+    forged = delivered("fake-answer", conversation="c3", sender_role="seller",
+                       at=as_of - timedelta(hours=1), seller=seller)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        for e in events:
+            producer = "delivery" if e["type"] == "Delivered" else "gateway"
+            topic = ("bsm.messages.delivered" if e["type"] == "Delivered"
+                     else "bsm.messages.response-not-needed")
+            await kafka.publish(prefix + topic, signed(env, e, producer), "r-1")
+        # Claims to be delivery's, signed by the gateway's key: must not answer q3.
+        await kafka.publish(prefix + "bsm.messages.delivered", signed(env, forged, "gateway"),
+                            "r-1")
+        timeline = await wait_for(client, "/v1/orders/o-1/timeline",
+                                  lambda t: len(t["events"]) == len(events) + 1)
+        figures = (await client.get(f"/v1/sellers/{seller}/response-times",
+                                    params={"window": "7d", "as_of": as_of.isoformat()})).json()
+        metrics_text = (await client.get("/metrics")).text
+    assert figures["late_response_rate"] == pytest.approx(2 / 3)
+    assert figures["average_response_time_seconds"] == 16 * 3600
+    assert (figures["counted"], figures["excluded"]) == (3, 1)
+    [fake] = [e for e in timeline["events"] if e["message_id"] == "fake-answer"]
+    assert fake["flag"] == "forged:wrong_producer" and fake["signature_valid"] is True
+    assert all(e["signature_valid"] for e in timeline["events"])
+    assert 'bsm_events_archived_total{trusted="false",type="Delivered"} 1.0' in metrics_text
+
+
+async def test_an_altered_archive_row_is_flagged_and_as_of_shows_the_past(
+    kafka, prefix, settings_for, env
+):
+    from tests.metrics_support import delivered
+
+    settings = settings_for(MetricsSettings, "metrics")
+    oid = "o-" + uid()
+    first = delivered("m1-" + uid(), conversation="c", sender_role="buyer",
+                      at=datetime(2026, 11, 1, 10, tzinfo=UTC), order_id=oid)
+    second = delivered("m2-" + uid(), conversation="c", sender_role="seller",
+                       at=datetime(2026, 11, 1, 12, tzinfo=UTC), order_id=oid)
+    app = create_app(settings)
+    schema = app.state.runtime.schema
+    async with app.router.lifespan_context(app):
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        for e in (first, second):
+            await kafka.publish(prefix + "bsm.messages.delivered", signed(env, e, "delivery"),
+                                "r-1")
+        await wait_for(client, f"/v1/orders/{oid}/timeline", lambda t: len(t["events"]) == 2)
+        conn = await asyncpg.connect(env["BSM_DATABASE_URL"])
+        try:  # someone with the owner's rights bypasses the trigger and edits history
+            await conn.execute(f"ALTER TABLE {schema}.archive DISABLE TRIGGER archive_append_only")
+            await conn.execute(
+                f"""UPDATE {schema}.archive SET event = jsonb_set(event, '{{data,text}}',
+                    '"I never said that"') WHERE message_id = $1""", first["data"]["message_id"])
+            await conn.execute(f"ALTER TABLE {schema}.archive ENABLE TRIGGER archive_append_only")
+        finally:
+            await conn.close()
+        now = (await client.get(f"/v1/orders/{oid}/timeline")).json()
+        past = (await client.get(f"/v1/orders/{oid}/timeline",
+                                 params={"as_of": "2026-11-01T11:00:00Z"})).json()
+    flags = {e["message_id"]: (e["flag"], e["signature_valid"]) for e in now["events"]}
+    assert flags[first["data"]["message_id"]] == ("altered", False)
+    assert flags[second["data"]["message_id"]] == (None, True)
+    assert [e["message_id"] for e in past["events"]] == [first["data"]["message_id"]]
+
+
+async def test_a_replay_from_the_topics_rebuilds_exactly_the_live_projections(
+    kafka, prefix, settings_for, env
+):
+    from bsm_metrics.replay import replay
+    from bsm_shared.contract.signing import Verifier
+    from tests.metrics_support import issue_scenario, reported
+
+    settings = settings_for(MetricsSettings, "metrics")
+    seller = "s-" + uid()
+    events, as_of = issue_scenario(seller)
+    events.append(reported("q3", as_of, reporter=seller))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        for e in events:
+            producer = "delivery" if e["type"] == "Delivered" else "gateway"
+            topic = {"Delivered": "bsm.messages.delivered", "Reported": "bsm.messages.reported",
+                     "ResponseNotNeeded": "bsm.messages.response-not-needed"}[e["type"]]
+            await kafka.publish(prefix + topic, signed(env, e, producer), "r-1")
+        await wait_for(client, "/v1/reports/stats",
+                       lambda s: s["total"] == 1 and s["by_sender"] == {"b-1": 1})
+    for verify in (True, False):
+        result = await replay(
+            bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"], database_url=env["BSM_DATABASE_URL"],
+            verifier=Verifier.from_b64(json.loads(env["BSM_TRUSTED_KEYS"])),
+            schema=app.state.runtime.schema, prefix=prefix, verify=verify,
+        )
+        assert (result.events, result.applied, result.untrusted) == (len(events), len(events), 0)
+        assert result.equal is True, result.differences

@@ -1,8 +1,11 @@
-"""Composition root and adapters of the metrics service: the record and its read API.
+"""Composition root and adapters of the metrics service: the record, the projections, the
+read API.
 
 Consumes every ``bsm.*`` topic (consumer group ``bsm.metrics``; ack policy in
-:func:`bsm_shared.runtime.kafka.subscribe`), verifies each event's signature once, and
-appends it to the archive. Serves ``GET /health`` and ``GET /v1/orders/{order_id}/timeline``.
+:func:`bsm_shared.runtime.kafka.subscribe`). Each event's signature is verified once, here;
+the event is appended to the archive — forged or unverifiable ones too, flagged, so the record
+shows them for what they are — and, when trusted, applied to the projections (response times,
+quota usage, report statistics) in the same transaction.
 """
 
 from __future__ import annotations
@@ -10,22 +13,28 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 import asyncpg
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field
 
+from bsm_shared.contract.signing import SignatureError
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
+from . import projections as proj
 from . import record
 from .settings import MetricsSettings
+from .store import PgProjections, projection_tables
 
 PRODUCER = "metrics"
+Window = Literal["7d", "30d", "90d"]
 
 
 class TimelineEntry(BaseModel):
@@ -37,20 +46,70 @@ class TimelineEntry(BaseModel):
     topic: str = Field(description="Topic it was read from.")
     message_id: str | None = Field(default=None, description="The message it concerns.")
     signed: bool = Field(description="Whether it carried a signature.")
-    verified: bool = Field(description="Whether a trusted key's signature verified.")
+    signature_valid: bool | None = Field(
+        description="Re-checked now against the trusted keys: true = a trusted key's signature "
+        "verifies the archived event as it is; false = forged, or the archived row was altered; "
+        "null = unsigned event of an outside producer (nothing to check)."
+    )
+    flag: str | None = Field(
+        default=None,
+        description="Why this entry must not be trusted (`forged:<reason>`, `altered`), if so.",
+    )
     redacted: bool = Field(description="Personal data was removed before archiving.")
     event: dict[str, Any] = Field(description="The event as received (minus personal data).")
 
 
 class Timeline(BaseModel):
     order_id: str = Field(description="The order.")
+    as_of: str | None = Field(default=None, description="Only events up to this instant.")
     events: list[TimelineEntry] = Field(description="Every event of the order, in time order.")
 
 
+class ResponseTimesOut(BaseModel):
+    seller_id: str
+    window: str
+    as_of: str = Field(description="End of the window (default: now).")
+    late_response_rate: float | None = Field(
+        description="(answered late + unanswered after 24 h) / counted buyer messages."
+    )
+    average_response_time_seconds: float | None = Field(description="Over answered messages.")
+    buyer_messages: int = Field(description="Buyer messages submitted in the window.")
+    counted: int = Field(description="Answered, or unanswered for more than 24 hours.")
+    excluded: int = Field(description="Marked no-response-needed or reported.")
+    answered: int
+    answered_late: int
+    unanswered_late: int
+    unanswered_within_24h: int = Field(description="Not late yet; not counted.")
+
+
+class QuotaOut(BaseModel):
+    seller_id: str
+    day: str
+    used: int = Field(description="The seller's approved messages that UTC day.")
+    limit: int = Field(description="5 × average daily orders over the 30 days before + 600.")
+
+
+class ReportStatsOut(BaseModel):
+    since: str
+    until: str
+    total: int
+    by_reason: dict[str, int]
+    by_sender: dict[str, int]
+    flagged_senders: list[dict[str, Any]] = Field(
+        description="Senders reported by at least 3 different recipients."
+    )
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "detail": detail})
+
+
 class Archiver:
-    def __init__(self, rt: ServiceRuntime) -> None:
+    def __init__(self, rt: ServiceRuntime, registry: CollectorRegistry) -> None:
         self.rt = rt
         self.s = check_ident(rt.schema)
+        self.archived = Counter("bsm_events_archived", "Events appended to the record",
+                                ["type", "trusted"], registry=registry)
 
     async def on_event(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         raw = incoming.raw
@@ -71,43 +130,67 @@ class Archiver:
         await conn.execute(
             f"""INSERT INTO {self.s}.archive (event_id, topic, partition, kafka_offset, type,
                     version, producer, occurred_at, correlation_id, causation_id, order_id,
-                    message_id, signed, verified, redacted, event)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                    message_id, signed, verified, redacted, event, trust_error)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                        $17)
                 ON CONFLICT (event_id) DO NOTHING""",
             e.event_id, incoming.topic.value, incoming.partition, incoming.offset, e.type,
             e.version, e.producer, e.occurred_at, e.correlation_id, e.causation_id, order_id,
             message_id, raw.get("signature") is not None, incoming.verified, redacted,
-            json.dumps(event),
+            json.dumps(event), incoming.trust_error,
         )
+        trusted = incoming.trust_error is None
+        self.archived.labels(e.type, str(trusted).lower()).inc()
+        if trusted:  # a forged event is on the record, flagged, but counts for nothing
+            store = PgProjections(conn, self.s)
+            for op in proj.operations(raw):
+                await store.apply(op)
         return []
 
-    async def timeline(self, order_id: str) -> Timeline:
+    def check_signature(self, event: dict[str, Any], signed: bool) -> bool | None:
+        if not signed:
+            return None
+        try:
+            return self.rt.verifier.verify(event)
+        except SignatureError:
+            return False
+
+    async def timeline(self, order_id: str, as_of: datetime | None) -> Timeline:
         assert self.rt.pool is not None
         rows = await self.rt.pool.fetch(
             f"""SELECT position, event_id, type, producer, occurred_at, topic, message_id,
-                       signed, verified, redacted, event
-                FROM {self.s}.archive WHERE order_id = $1 ORDER BY occurred_at, position""",
-            order_id,
+                       signed, verified, redacted, event, trust_error
+                FROM {self.s}.archive WHERE order_id = $1
+                  AND ($2::timestamptz IS NULL OR occurred_at <= $2)
+                ORDER BY occurred_at, position""",
+            order_id, as_of,
         )
-        return Timeline(
-            order_id=order_id,
-            events=[
-                TimelineEntry(
-                    position=r["position"], event_id=str(r["event_id"]), type=r["type"],
-                    producer=r["producer"], occurred_at=r["occurred_at"].isoformat(),
-                    topic=r["topic"], message_id=r["message_id"], signed=r["signed"],
-                    verified=r["verified"], redacted=r["redacted"], event=json.loads(r["event"]),
-                )
-                for r in rows
-            ],
-        )
+        entries = []
+        for r in rows:
+            event = json.loads(r["event"])
+            valid = self.check_signature(event, r["signed"]) if not r["redacted"] else None
+            flag = None
+            if r["trust_error"]:
+                flag = f"forged:{r['trust_error']}"
+            elif r["verified"] and valid is False:
+                flag = "altered"  # verified on arrival, no longer matches its signature
+            entries.append(TimelineEntry(
+                position=r["position"], event_id=str(r["event_id"]), type=r["type"],
+                producer=r["producer"], occurred_at=r["occurred_at"].isoformat(),
+                topic=r["topic"], message_id=r["message_id"], signed=r["signed"],
+                signature_valid=valid, flag=flag, redacted=r["redacted"], event=event,
+            ))
+        return Timeline(order_id=order_id, as_of=as_of.isoformat() if as_of else None,
+                        events=entries)
 
 
 def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
     holder: dict[str, Archiver] = {}
+    registry = CollectorRegistry()
+    schema = settings.db_schema or PRODUCER
 
     def handlers(rt: ServiceRuntime) -> dict:
-        a = holder["a"] = Archiver(rt)
+        a = holder["a"] = Archiver(rt, registry)
         return {t: a.on_event for t in Topic}
 
     rt = ServiceRuntime(
@@ -115,8 +198,9 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         settings=settings,
         group=Group.METRICS,
         inputs=list(Topic),
-        migrations=record.migrations(settings.db_schema or PRODUCER),
+        migrations=[*record.migrations(schema), *projection_tables(schema)],
         handlers=handlers,
+        accept_untrusted=True,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -134,35 +218,92 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
 
     app = FastAPI(
         title="bsm metrics",
-        version="0.1.0",
-        description="The record of every bsm event and the projections over it.",
+        version="0.2.0",
+        description="The record of every bsm event (G1) and the projections over it: seller "
+        "response times (F1), daily quota usage (F2), report statistics (F3).",
         lifespan=lifespan,
     )
     app.state.runtime = rt
 
+    def now() -> datetime:
+        return rt.clock()
+
     @app.get("/health", summary="Liveness and readiness")
     async def health() -> dict[str, Any]:
-        ok = rt.pool is not None
-        return {"status": "ok" if ok else "starting", "service": PRODUCER}
+        return {"status": "ok" if rt.pool is not None else "starting", "service": PRODUCER}
 
     @app.get(
         "/v1/orders/{order_id}/timeline",
         response_model=Timeline,
-        summary="Every event of an order, in time order (G1)",
-        responses={404: {"description": "No event concerns this order."}},
+        summary="Every event of an order, in time order, each signature re-checked (G1)",
+        responses={404: {"description": "No event concerns this order (as of that time)."}},
     )
-    async def timeline(order_id: str) -> Any:
-        result = await holder["a"].timeline(order_id)
+    async def timeline(
+        order_id: str,
+        as_of: datetime | None = Query(
+            default=None, description="Show the order as it stood at this instant (RFC 3339)."
+        ),
+    ) -> Any:
+        if as_of is not None and as_of.tzinfo is None:
+            return _error(422, "invalid_request", "`as_of` needs a time zone, e.g. 2026-11-01T10:00:00Z.")
+        result = await holder["a"].timeline(order_id, as_of)
         if not result.events:
-            return JSONResponse(
-                status_code=404,
-                content={
-                    "error": "order_not_found",
-                    "detail": f"No event in the record concerns order {order_id!r}.",
-                    "hint": "Check the order id; events appear here within seconds of being "
-                    "published.",
-                },
-            )
+            return _error(404, "order_not_found",
+                          f"No event in the record concerns order {order_id!r}"
+                          + (f" up to {as_of.isoformat()}." if as_of else ".")
+                          + " Check the order id; events appear here within seconds.")
         return result
+
+    @app.get(
+        "/v1/sellers/{seller_id}/response-times",
+        response_model=ResponseTimesOut,
+        summary="How fast a seller answers buyers (F1), from event times",
+    )
+    async def response_times(
+        seller_id: str,
+        window: Window = Query(default="30d", description="7d, 30d or 90d."),
+        as_of: datetime | None = Query(default=None, description="End of the window; now."),
+    ) -> Any:
+        end = as_of or now()
+        if end.tzinfo is None:
+            return _error(422, "invalid_request", "`as_of` needs a time zone.")
+        assert rt.pool is not None
+        async with rt.pool.acquire() as conn:
+            tracked = await PgProjections(conn, rt.schema).tracked(
+                seller_id, end - proj.WINDOWS[window], end)
+        r = proj.response_times(tracked, seller_id=seller_id, window=window, as_of=end)
+        return ResponseTimesOut(**{**r.__dict__, "as_of": r.as_of.isoformat()})
+
+    @app.get("/v1/sellers/{seller_id}/quota", response_model=QuotaOut,
+             summary="A seller's daily message quota and its use (F2, C7)")
+    async def quota(
+        seller_id: str,
+        day: date | None = Query(default=None, description="UTC day (default today)."),
+    ) -> Any:
+        d = day or now().astimezone(UTC).date()
+        assert rt.pool is not None
+        async with rt.pool.acquire() as conn:
+            used, limit = await PgProjections(conn, rt.schema).quota(seller_id, d)
+        return QuotaOut(seller_id=seller_id, day=d.isoformat(), used=used, limit=limit)
+
+    @app.get("/v1/reports/stats", response_model=ReportStatsOut,
+             summary="Reported messages by reason and sender, and abuse patterns (F3)")
+    async def report_stats(
+        window: Window = Query(default="30d"),
+        as_of: datetime | None = Query(default=None),
+    ) -> Any:
+        end = as_of or now()
+        since = end - proj.WINDOWS[window]
+        assert rt.pool is not None
+        async with rt.pool.acquire() as conn:
+            reports, senders = await PgProjections(conn, rt.schema).reports(since, end)
+        s = proj.report_stats(reports, senders, since=since, until=end)
+        return ReportStatsOut(since=s.since.isoformat(), until=s.until.isoformat(),
+                              total=s.total, by_reason=s.by_reason, by_sender=s.by_sender,
+                              flagged_senders=s.flagged_senders)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

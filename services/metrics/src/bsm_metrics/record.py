@@ -69,6 +69,8 @@ def migrations(schema: str) -> list[str]:
             event          jsonb       NOT NULL,
             archived_at    timestamptz NOT NULL DEFAULT now()
         )""",
+        # Why an event failed the trust checks (forged, wrong producer); NULL when trusted.
+        f"ALTER TABLE {s}.archive ADD COLUMN IF NOT EXISTS trust_error text",
         f"CREATE INDEX IF NOT EXISTS archive_order ON {s}.archive (order_id, occurred_at)",
         f"CREATE INDEX IF NOT EXISTS archive_message ON {s}.archive (message_id)",
         f"""CREATE TABLE IF NOT EXISTS {s}.message_orders (

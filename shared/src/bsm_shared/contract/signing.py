@@ -93,6 +93,17 @@ class Verifier:
 
     trusted: Mapping[str, tuple[Ed25519PublicKey, ...]] = field(default_factory=dict)
     our_producers: frozenset[str] = OUR_PRODUCERS
+    _by_kid: dict[tuple[str, str], tuple[Ed25519PublicKey, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Key ids are computed once, not per event: verification runs for every event read.
+        by_kid: dict[tuple[str, str], list[Ed25519PublicKey]] = {}
+        for producer, keys in self.trusted.items():
+            for k in keys:
+                by_kid.setdefault((producer, key_id(k)), []).append(k)
+        self._by_kid.update({key: tuple(v) for key, v in by_kid.items()})
 
     @classmethod
     def from_b64(cls, trusted: Mapping[str, Iterable[str]]) -> "Verifier":
@@ -124,7 +135,7 @@ class Verifier:
             raise SignatureError("malformed_signature", str(exc)) from exc
         if alg != "ed25519":
             raise SignatureError("unsupported_algorithm", alg)
-        keys = [k for k in self.trusted.get(producer, ()) if key_id(k) == kid]
+        keys = self._by_kid.get((producer, kid), ())
         if not keys:
             raise SignatureError(
                 "untrusted_key", f"key {kid} is not trusted for producer {producer!r}"

@@ -56,6 +56,8 @@ class Incoming:
     verified: bool
     expired: bool = False
     """True when the event was deferred and its wait is over: decide now, do not defer again."""
+    trust_error: str | None = None
+    """Why the event failed the trust checks (only set for a consumer that accepts those)."""
     released: list[str] = field(default_factory=list, compare=False)
     """Keys this event's effects make available (e.g. an order id): deferred events waiting
     for one of them are applied right after, in the same transaction."""
@@ -119,8 +121,10 @@ class EventConsumer:
         handlers: dict[Topic, Handler],
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        accept_untrusted: bool = False,
     ) -> None:
         self.name = name
+        self._accept_untrusted = accept_untrusted
         self._pool = pool
         self._schema = check_ident(schema)
         self._topics = topics
@@ -136,9 +140,26 @@ class EventConsumer:
 
     # -- step 1 -------------------------------------------------------------------------------
     def check(self, record: Record) -> Incoming:
-        """Decode, verify and parse one record, or raise with the reason."""
+        """Decode, verify and parse one record, or raise with the reason.
+
+        With ``accept_untrusted`` (the record's archive), an event that parses but fails the
+        trust checks is passed on with ``verified=False`` and the reason in ``trust_error``:
+        the record keeps forged events too, flagged, so a dispute team sees them for what they
+        are. Every other consumer refuses them (dead letter)."""
         topic = self._by_name[record.topic]
         raw = decode_json(record.value or b"")
+        try:
+            verified = self._trust(raw, topic)
+            trust_error = None
+        except SignatureError as exc:
+            if not self._accept_untrusted:
+                raise
+            verified, trust_error = False, exc.code
+        event = parse_event(raw)
+        return Incoming(event, raw, topic, record.partition, record.offset, verified,
+                        trust_error=trust_error)
+
+    def _trust(self, raw: dict[str, Any], topic: Topic) -> bool:
         verified = self._verifier.verify(raw)
         producer = str(raw.get("producer", ""))
         if not verified and topic not in INPUT_TOPICS:
@@ -157,8 +178,7 @@ class EventConsumer:
             raise SignatureError(
                 "wrong_producer", f"{raw.get('type')} may only come from {sorted(by_type)}, signed"
             )
-        event = parse_event(raw)
-        return Incoming(event, raw, topic, record.partition, record.offset, verified)
+        return verified
 
     def _dead_letter(self, record: Record, code: str, detail: str) -> tuple[str, str, bytes | None, bytes]:
         """A dead-letter entry: the record as received plus the error (kept forever)."""

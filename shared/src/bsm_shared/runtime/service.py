@@ -44,6 +44,7 @@ class ServiceRuntime:
         background: Sequence[Callable[["ServiceRuntime"], Awaitable[None]]] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_records: int = 500,
+        accept_untrusted: bool = False,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -57,6 +58,7 @@ class ServiceRuntime:
         self._make_handlers = handlers
         self._background = list(background)
         self._tasks: list[asyncio.Task[None]] = []
+        self._accept_untrusted = accept_untrusted
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
@@ -92,6 +94,7 @@ class ServiceRuntime:
             handlers=self._make_handlers(self),
             on_committed=self._committed,
             clock=self.clock,
+            accept_untrusted=self._accept_untrusted,
         )
 
     def _committed(self) -> None:

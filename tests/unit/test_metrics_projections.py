@@ -1,0 +1,78 @@
+from datetime import timedelta
+
+from bsm_metrics import projections as p
+from tests.factories import T0
+from tests.metrics_support import delivered, issue_scenario, marked, reported
+
+H = timedelta(hours=1)
+
+
+def fold(events) -> p.InMemoryProjections:
+    state = p.InMemoryProjections()
+    for e in events:
+        for op in p.operations(e):
+            state.apply(op)
+    return state
+
+
+def test_late_rate_and_average_follow_the_issue_example_from_event_times():
+    events, as_of = issue_scenario()
+    r = p.response_times(list(fold(events).tracked.values()), seller_id="s-1", window="7d",
+                         as_of=as_of)
+    assert (r.counted, r.answered, r.answered_late, r.unanswered_late) == (3, 2, 1, 1)
+    assert r.late_response_rate == 2 / 3
+    assert r.average_response_time_seconds == 16 * 3600
+    assert r.excluded == 1
+
+
+def test_the_order_in_which_events_arrive_does_not_change_the_figures():
+    events, as_of = issue_scenario()
+    reordered = [events[6], *events[:6]]  # the marking arrives before the message it marks
+    a = p.response_times(list(fold(events).tracked.values()), seller_id="s-1", window="7d",
+                         as_of=as_of)
+    b = p.response_times(list(fold(reordered).tracked.values()), seller_id="s-1", window="7d",
+                         as_of=as_of)
+    assert a == b
+
+
+def test_a_message_younger_than_24_hours_is_not_counted_yet():
+    events = [delivered("q", conversation="c", sender_role="buyer", at=T0)]
+    r = p.response_times(list(fold(events).tracked.values()), seller_id="s-1", window="7d",
+                         as_of=T0 + 5 * H)
+    assert (r.counted, r.unanswered_within_24h, r.late_response_rate) == (0, 1, None)
+
+
+def test_one_reply_answers_every_open_buyer_message_of_its_conversation_only():
+    events = [
+        delivered("q1", conversation="c", sender_role="buyer", at=T0),
+        delivered("q2", conversation="c", sender_role="buyer", at=T0 + H),
+        delivered("x", conversation="other", sender_role="buyer", at=T0),
+        delivered("a", conversation="c", sender_role="seller", at=T0 + 3 * H),
+    ]
+    tracked = fold(events).tracked
+    assert tracked["q1"].answered_at == tracked["q2"].answered_at == T0 + 3 * H
+    assert tracked["x"].answered_at is None
+
+
+def test_reported_messages_need_no_answer_and_count_in_report_statistics():
+    events = [delivered("q", conversation="c", sender_role="seller", at=T0, seller="spammer")]
+    events += [reported("q", T0 + H, reporter=f"b-{i}") for i in range(3)]
+    state = fold(events)
+    stats = p.report_stats(state.reports, state.senders, since=T0, until=T0 + 2 * H)
+    assert stats.total == 3 and stats.by_reason == {"spam": 3}
+    assert stats.flagged_senders == [
+        {"sender_party_id": "spammer", "distinct_reporters": 3, "reports": 3}]
+
+
+def test_the_daily_limit_is_five_times_average_daily_orders_plus_600():
+    day = T0.date()
+    orders = {day - timedelta(days=d): 6 for d in range(1, 31)}  # 6 a day for 30 days
+    assert p.daily_limit(orders, day) == 5 * 6 + 600
+    assert p.daily_limit({}, day) == 600
+    assert p.daily_limit({day: 100}, day) == 600, "the day itself is not in the average"
+
+
+def test_marking_a_message_twice_keeps_the_first_reason():
+    state = fold([delivered("q", conversation="c", sender_role="buyer", at=T0),
+                  marked("q", T0 + H), reported("q", T0 + 2 * H, reporter="s-1")])
+    assert state.tracked["q"].excluded == "no_response_needed"

@@ -27,7 +27,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.stack import read_env_file  # noqa: E402
+from bsm_devstack.envfile import read_env_file  # noqa: E402
 
 TARGET = 5000.0
 

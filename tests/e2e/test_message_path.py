@@ -168,3 +168,60 @@ async def test_the_gateway_explains_what_is_wrong_with_a_request(env):
     body = response.json()
     assert body["error"] == "invalid_request"
     assert any(p["field"] == "contact_reason" for p in body["problems"])
+
+
+async def test_a_forged_approval_on_the_live_topic_delivers_nothing_and_is_flagged(
+    kafka, env, people
+):
+    """Someone with write access to Kafka fakes policy's approval of a message that never
+    went through alias and policy: delivery must not act on it, and the record flags it."""
+    from tests.factories import policy_checked
+
+    mid = "forged-" + uid()
+    data = policy_checked(
+        message_id=mid, order_id=people["order"], sender_party_id=people["buyer"],
+        recipient_party_id=people["seller"], sender={"party_id": people["buyer"]},
+        recipient={"party_id": people["seller"]},
+    ).model_dump(mode="json")
+    forged = platform_event("PolicyChecked", data, mid)
+    forged_json = json.loads(forged)
+    forged_json["producer"] = "policy"  # claims to be policy, but is unsigned
+    await kafka.publish("bsm.messages.policy-checked", json.dumps(forged_json).encode(), mid)
+    [dead] = await kafka.collect("bsm.messages.policy-checked.dlq",
+                                 lambda e: mid in (e.get("value") or "")
+                                 and e["consumer"] == "delivery")
+    assert dead["error_code"] == "unsigned"
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+        for _ in range(100):
+            timeline = (await client.get(f"/v1/orders/{people['order']}/timeline")).json()
+            entries = [e for e in timeline.get("events", []) if e["message_id"] == mid]
+            if entries:
+                break
+            await asyncio.sleep(0.2)
+    assert entries and entries[0]["flag"] == "forged:unsigned"
+    delivered = await kafka.collect("bsm.messages.delivered",
+                                    lambda e: e["data"]["message_id"] == mid, count=0, settle=1.0)
+    assert delivered == []
+    wanted = f"<{mid}@{env['BSM_MAIL_DOMAIN']}>"
+    for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
+        assert wanted not in path.read_text(errors="replace")
+
+
+async def test_the_sellers_reply_shows_in_their_response_time_figures(kafka, env, people):
+    question = await send(env, sender_party_id=people["buyer"],
+                          recipient_party_id=people["seller"], order_id=people["order"],
+                          text="¿Hay otro color?")
+    await sink_mail(env, question)
+    reply = await send(env, sender_party_id=people["seller"], recipient_party_id=people["buyer"],
+                       order_id=people["order"], in_reply_to=question, text="Sí, en negro.")
+    await sink_mail(env, reply)
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+        for _ in range(100):
+            figures = (await client.get(f"/v1/sellers/{people['seller']}/response-times",
+                                        params={"window": "7d"})).json()
+            if figures.get("answered") == 1:
+                break
+            await asyncio.sleep(0.2)
+    assert (figures["buyer_messages"], figures["answered"], figures["answered_late"]) == (1, 1, 0)
+    assert 0 <= figures["average_response_time_seconds"] < 60
+    assert figures["late_response_rate"] == 0.0

@@ -131,6 +131,17 @@ async def run(root: Path) -> None:
             await asyncio.sleep(0.2)
     subprocess.run([sys.executable, "-m", "bsm_cli.main", "dispute", order], check=False)
 
+    console.print("5. The seller's response-time figures (F1, from event times):")
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10) as http:
+        figures = (await http.get(f"/v1/sellers/{seller}/response-times",
+                                  params={"window": "30d"})).json()
+    if "answered" in figures:
+        console.print(
+            f"   {figures['answered']} of {figures['buyer_messages']} buyer message(s) answered, "
+            f"average {figures['average_response_time_seconds'] or 0:.2f}s, late response rate "
+            f"{(figures['late_response_rate'] or 0) * 100:.0f}% "
+            f"(GET {env['BSM_METRICS_URL']}/v1/sellers/{seller}/response-times)")
+
     console.rule("[bold]Where things are")
     console.print(
         f"gateway API      {env['BSM_GATEWAY_URL']}  (docs: {env['BSM_GATEWAY_URL']}/docs)\n"

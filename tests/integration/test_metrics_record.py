@@ -175,3 +175,19 @@ async def test_a_replay_from_the_topics_rebuilds_exactly_the_live_projections(
         )
         assert (result.events, result.applied, result.untrusted) == (len(events), len(events), 0)
         assert result.equal is True, result.differences
+
+
+async def test_the_service_role_cannot_change_or_remove_archived_events(settings_for, env):
+    settings = settings_for(MetricsSettings, "metrics")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pool = app.state.runtime.pool
+        schema = app.state.runtime.schema
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_user") == settings.db_runtime_role
+            for statement in (f"UPDATE {schema}.archive SET type = 'x'",
+                              f"DELETE FROM {schema}.archive",
+                              f"TRUNCATE {schema}.archive",
+                              f"ALTER TABLE {schema}.archive DISABLE TRIGGER ALL"):
+                with pytest.raises(asyncpg.PostgresError, match="permission denied|must be owner"):
+                    await conn.execute(statement)

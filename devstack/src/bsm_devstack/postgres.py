@@ -252,6 +252,9 @@ async def wait_accepting(timeout: float = 30.0) -> None:
             await asyncio.sleep(0.3)
 
 
+RECORD_WRITER = "bsm_record_writer"
+
+
 async def ensure_role_and_database() -> list[str]:
     """Create role ``bsm`` (LOGIN PASSWORD 'bsm') and database ``bsm`` owned by it, if missing.
     Returns what was created."""
@@ -267,6 +270,16 @@ async def ensure_role_and_database() -> list[str]:
                     raise
         else:
             await conn.execute(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        # The record's writer: the metrics service works as this role, which may INSERT into
+        # the archive but not UPDATE, DELETE or TRUNCATE it (G1; a trigger refuses it anyway).
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", RECORD_WRITER) is None:
+            try:
+                await conn.execute(f"CREATE ROLE {RECORD_WRITER} NOLOGIN")
+                created.append(f"role {RECORD_WRITER}")
+            except Exception as exc:  # concurrent creation
+                if "already exists" not in str(exc):
+                    raise
+        await conn.execute(f"GRANT {RECORD_WRITER} TO {ROLE}")
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE) is None:
             try:
                 await conn.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE} ENCODING 'UTF8'")

@@ -31,7 +31,7 @@ from bsm_shared.topics import Group, Topic
 from . import projections as proj
 from . import record
 from .settings import MetricsSettings
-from .store import PgProjections, projection_tables
+from .store import TABLES, PgProjections, projection_tables
 
 PRODUCER = "metrics"
 Window = Literal["7d", "30d", "90d"]
@@ -198,7 +198,12 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         settings=settings,
         group=Group.METRICS,
         inputs=list(Topic),
-        migrations=[*record.migrations(schema), *projection_tables(schema)],
+        migrations=[
+            *record.migrations(schema), *projection_tables(schema),
+            *(record.grants(schema, settings.db_runtime_role,
+                            ["message_orders", "processed_events", "outbox", "deferred",
+                             *TABLES]) if settings.db_runtime_role else []),
+        ],
         handlers=handlers,
         accept_untrusted=True,
         **kwargs,  # type: ignore[arg-type]

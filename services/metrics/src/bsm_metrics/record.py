@@ -46,6 +46,18 @@ def message_id_of(event: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def grants(schema: str, role: str, tables: list[str]) -> list[str]:
+    """Least privilege for the running service: the archive is insert-only for ``role``."""
+    s, r = check_ident(schema), check_ident(role)
+    return [
+        f"GRANT USAGE ON SCHEMA {s} TO {r}",
+        f"REVOKE ALL ON {s}.archive FROM {r}",
+        f"GRANT SELECT, INSERT ON {s}.archive TO {r}",
+        *[f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.{check_ident(t)} TO {r}" for t in tables],
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}",
+    ]
+
+
 def migrations(schema: str) -> list[str]:
     s = check_ident(schema)
     return [

@@ -13,3 +13,8 @@ class MetricsSettings(ServiceSettings):
 
     http_host: str = Field(default="127.0.0.1", description="HTTP listen address.")
     http_port: int = Field(default=18081, description="HTTP port of the read API.")
+    db_runtime_role: str = Field(
+        default="bsm_record_writer",
+        description="The role the service works as: it may INSERT into the archive, never "
+        "UPDATE, DELETE or TRUNCATE it (G1).",
+    )

@@ -66,8 +66,15 @@ def common_tables(schema: str) -> list[str]:
     ]
 
 
-async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, command_timeout=60)
+async def create_pool(dsn: str, *, size: int, role: str = "") -> asyncpg.Pool:
+    """A pool; with ``role``, every connection works as that role (``SET ROLE``)."""
+
+    async def as_role(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SET ROLE {check_ident(role)}")
+
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, command_timeout=60, init=as_role if role else None
+    )
     assert pool is not None
     return pool
 

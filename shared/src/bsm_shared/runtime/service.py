@@ -79,10 +79,19 @@ class ServiceRuntime:
         return await self.broker.publish(payload, topic=topic, key=key, no_confirm=True)
 
     async def start(self) -> None:
-        self.pool = await create_pool(
-            self.settings.database_url.get_secret_value(), size=self.settings.db_pool_size
-        )
-        await migrate(self.pool, self.schema, self._migrations)
+        dsn = self.settings.database_url.get_secret_value()
+        role = self.settings.db_runtime_role
+        if role:
+            # Migrations need the owner's rights; the running service gets only the role's.
+            owner = await create_pool(dsn, size=1)
+            try:
+                await migrate(owner, self.schema, self._migrations)
+            finally:
+                await owner.close()
+            self.pool = await create_pool(dsn, size=self.settings.db_pool_size, role=role)
+        else:
+            self.pool = await create_pool(dsn, size=self.settings.db_pool_size)
+            await migrate(self.pool, self.schema, self._migrations)
         self.relay = OutboxRelay(self.pool, self.schema, self.send)
         self.consumer = EventConsumer(
             name=self.name,

@@ -54,6 +54,11 @@ class ServiceSettings(BaseSettings):
     )
     db_schema: str = Field(default="", description="PostgreSQL schema (default: the service name).")
     db_pool_size: int = Field(default=5, ge=1, le=50, description="Connection pool size.")
+    db_runtime_role: str = Field(
+        default="",
+        description="If set, the service's connections work as this (NOLOGIN) role after the "
+        "migrations ran as the login role: least privilege at run time.",
+    )
     log_level: str = Field(default="INFO", description="Log level.")
 
     @field_validator("trusted_keys", mode="before")

@@ -55,9 +55,7 @@ def subscribe(
     party and order.
     """
 
-    @broker.subscriber(
-        *[topics(t) for t in inputs],
-        group_id=topics.group(group),
+    @broker.subscriber(*[topics(t) for t in inputs], group_id=topics.group(group),
         batch=True,
         max_records=max_records,
         batch_timeout_ms=20,

@@ -95,6 +95,17 @@ class Effects:
 Handler = Callable[[asyncpg.Connection, Incoming], Awaitable[Sequence[Outgoing]]]
 
 
+class BatchHooks:
+    """Optional per-batch hooks: ``begin`` before a batch's transaction (reset buffers),
+    ``end`` inside it after the last event (write what the handlers buffered in one go)."""
+
+    def begin(self) -> None:
+        return None
+
+    async def end(self, conn: asyncpg.Connection) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Record:
     """The part of a Kafka record the pipeline needs (so tests can build one)."""
@@ -122,9 +133,11 @@ class EventConsumer:
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         accept_untrusted: bool = False,
+        hooks: BatchHooks | None = None,
     ) -> None:
         self.name = name
         self._accept_untrusted = accept_untrusted
+        self._hooks = hooks or BatchHooks()
         self._pool = pool
         self._schema = check_ident(schema)
         self._topics = topics
@@ -338,6 +351,7 @@ class EventConsumer:
         outbox: list[tuple[str, str, bytes | None, bytes]] = []
         applied = duplicates = dead = 0
         events = [item for item in ordered if not isinstance(item, tuple)]
+        self._hooks.begin()
         async with self._pool.acquire() as conn, conn.transaction():
             # The idempotency check for the whole batch in one statement: ids already in
             # ``processed_events`` (a redelivery) come back missing and are skipped.
@@ -386,6 +400,7 @@ class EventConsumer:
                     )
                     outbox.append(self._dead_letter(record, "handler_error", repr(exc)))
                     dead += 1
+            await self._hooks.end(conn)
             await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
         self.applied += applied
         self.duplicates += duplicates

@@ -22,7 +22,7 @@ import asyncpg
 from faststream import FastStream
 
 from ..topics import Group, Topic
-from .consumer import EventConsumer, Handler, Outgoing, Record
+from .consumer import BatchHooks, EventConsumer, Handler, Outgoing, Record
 from .db import create_pool, migrate
 from .kafka import make_broker, subscribe
 from .outbox import OutboxRelay, add_to_outbox
@@ -45,6 +45,7 @@ class ServiceRuntime:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_records: int = 500,
         accept_untrusted: bool = False,
+        hooks: Callable[["ServiceRuntime"], BatchHooks] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -59,6 +60,7 @@ class ServiceRuntime:
         self._background = list(background)
         self._tasks: list[asyncio.Task[None]] = []
         self._accept_untrusted = accept_untrusted
+        self._make_hooks = hooks
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
@@ -104,6 +106,7 @@ class ServiceRuntime:
             on_committed=self._committed,
             clock=self.clock,
             accept_untrusted=self._accept_untrusted,
+            hooks=self._make_hooks(self) if self._make_hooks else None,
         )
 
     def _committed(self) -> None:

@@ -15,12 +15,12 @@ a few thousand events per second.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bsm_shared.contract.signing import SignatureError, Verifier
@@ -109,8 +109,8 @@ async def replay(
                         continue
                     events += 1
                     try:
-                        raw = json.loads(r.value)
-                    except (TypeError, ValueError):
+                        raw = orjson.loads(r.value)  # ≈ 5× faster than json: the replay's hot spot
+                    except (TypeError, orjson.JSONDecodeError):
                         untrusted += 1
                         continue
                     if not trusted(raw, topic, verifier, verify, archived):

@@ -107,6 +107,9 @@ async def test_response_times_come_from_event_times_and_ignore_forged_events(
     assert fake["flag"] == "forged:wrong_producer" and fake["signature_valid"] is True
     assert all(e["signature_valid"] for e in timeline["events"])
     assert 'bsm_events_archived_total{trusted="false",type="Delivered"} 1.0' in metrics_text
+    # The same figures as Prometheus gauges (scenario within the last 30 days of "now").
+    assert f'bsm_seller_late_response_rate{{seller_id="{seller}"}} 0.6666' in metrics_text
+    assert f'bsm_seller_average_response_seconds{{seller_id="{seller}"}} 57600.0' in metrics_text
 
 
 async def test_an_altered_archive_row_is_flagged_and_as_of_shows_the_past(

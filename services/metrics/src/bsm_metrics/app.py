@@ -19,7 +19,13 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from pydantic import BaseModel, Field
 
 from bsm_shared.contract.signing import SignatureError
@@ -331,6 +337,28 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        """Counters of the record, plus F1 per seller over the last 30 days, computed at
+        scrape time from the projection (for sellers with buyer messages in the window)."""
+        end = now()
+        assert rt.pool is not None
+        async with rt.pool.acquire() as conn:
+            tracked = await PgProjections(conn, rt.schema).all_tracked(
+                end - proj.WINDOWS["30d"], end)
+        by_seller: dict[str, list[proj.Tracked]] = {}
+        for t in tracked:
+            by_seller.setdefault(t.seller_id, []).append(t)
+        scrape = CollectorRegistry()
+        late = Gauge("bsm_seller_late_response_rate", "Late responses / counted buyer "
+                     "messages, last 30 days (F1)", ["seller_id"], registry=scrape)
+        average = Gauge("bsm_seller_average_response_seconds", "Average time to the first "
+                        "reply, last 30 days (F1)", ["seller_id"], registry=scrape)
+        for seller, items in by_seller.items():
+            r = proj.response_times(items, seller_id=seller, window="30d", as_of=end)
+            if r.late_response_rate is not None:
+                late.labels(seller).set(r.late_response_rate)
+            if r.average_response_time_seconds is not None:
+                average.labels(seller).set(r.average_response_time_seconds)
+        return Response(generate_latest(registry) + generate_latest(scrape),
+                        media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -111,6 +111,15 @@ class PgProjections:
         )
         return [p.Tracked(**dict(r)) for r in rows]
 
+    async def all_tracked(self, since: datetime, until: datetime) -> list[p.Tracked]:
+        rows = await self.c.fetch(
+            f"""SELECT message_id, seller_id, buyer_id, conversation_id, submitted_at,
+                       answered_at, reply_id, excluded
+                FROM {self.s}.rt_buyer_messages WHERE submitted_at > $1 AND submitted_at <= $2""",
+            since, until,
+        )
+        return [p.Tracked(**dict(r)) for r in rows]
+
     async def quota(self, seller_id: str, day: date) -> tuple[int, int]:
         used = await self.c.fetchval(
             f"SELECT count(*) FROM {self.s}.seller_daily_approved WHERE seller_id = $1 AND day = $2",

@@ -84,7 +84,7 @@ async def test_response_times_come_from_event_times_and_ignore_forged_events(
     events, as_of = issue_scenario(seller)
     forged = delivered("fake-answer", conversation="c3", sender_role="seller",
                        at=as_of - timedelta(hours=1), seller=seller)
-    app = create_app(settings)
+    app = create_app(settings, clock=lambda: as_of)  # "now", for the scrape-time gauges
     async with app.router.lifespan_context(app):
         client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
         for e in events:
@@ -107,7 +107,7 @@ async def test_response_times_come_from_event_times_and_ignore_forged_events(
     assert fake["flag"] == "forged:wrong_producer" and fake["signature_valid"] is True
     assert all(e["signature_valid"] for e in timeline["events"])
     assert 'bsm_events_archived_total{trusted="false",type="Delivered"} 1.0' in metrics_text
-    # The same figures as Prometheus gauges (scenario within the last 30 days of "now").
+    # The same figures as Prometheus gauges.
     assert f'bsm_seller_late_response_rate{{seller_id="{seller}"}} 0.6666' in metrics_text
     assert f'bsm_seller_average_response_seconds{{seller_id="{seller}"}} 57600.0' in metrics_text
 

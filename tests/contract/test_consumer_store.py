@@ -1,6 +1,7 @@
 """The idempotent consumer and outbox, against the real PostgreSQL (no Kafka needed)."""
 
 import json
+import random
 
 import asyncpg
 import pytest
@@ -123,3 +124,33 @@ async def test_an_event_whose_wait_is_over_is_decided_without_its_prerequisite(p
     assert await consumer.sweep_expired() == 1
     assert decided == [True]
     assert await consumer.sweep_expired() == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_however_batches_are_cut_and_redelivered_each_event_is_applied_exactly_once(
+    pool, seed: int
+):
+    """Kafka redelivers from the last committed offset after a crash, with batches cut anew:
+    whatever the cuts and the replays (seeded random scenarios), each effect exists once."""
+    rng = random.Random(seed)
+    schema = "ct_" + uid()
+
+    async def handle(conn, incoming):
+        await conn.execute(f"INSERT INTO {schema}.seen VALUES ($1)", incoming.event.data.subject)
+        return []
+
+    consumer = await consumer_with(pool, {Topic.SUBMITTED: handle}, schema)
+    records = [rec(i, message(f"s{i}")) for i in range(12)]
+    deliveries, i = [], 0
+    while i < len(records):  # the first delivery, cut into batches
+        size = rng.randint(1, 5)
+        deliveries.append(records[i:i + size])
+        i += size
+    for _ in range(rng.randint(1, 4)):  # redeliveries of arbitrary stretches, in any order
+        start = rng.randrange(len(records))
+        deliveries.insert(rng.randrange(len(deliveries) + 1),
+                          records[start:start + rng.randint(1, 12)])
+    for batch in deliveries:
+        await consumer.consume(batch)
+    seen = [r["subject"] for r in await pool.fetch(f"SELECT subject FROM {schema}.seen")]
+    assert sorted(seen) == sorted(f"s{i}" for i in range(12))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -57,6 +58,14 @@ def find_repo_root() -> Path:
         "cannot find the bsm repository (a directory with pom.xml and devstack/): "
         "run from inside the checkout or set BSM_ROOT"
     )
+
+
+def _others_can_traverse(path: Path) -> bool:
+    """Whether every directory from ``/`` down to ``path`` lets other users through."""
+    for d in (path, *path.parents):
+        if not d.stat().st_mode & 0o001:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,21 @@ class StackPaths:
     # --- postgres ------------------------------------------------------------------------------
     @cached_property
     def pg(self) -> Path:
-        return self.stack / "pg"
+        """PostgreSQL's folder: ``.stack/pg``, unless the unprivileged user PostgreSQL runs as
+        (when we are root) could not reach it — a checkout under ``/root`` (mode 700), say.
+        Then the folder lives in ``/var/tmp/bsm-pg-<hash of the checkout>`` and ``.stack/pg``
+        is a symbolic link to it, so it is still found under the stack folder."""
+        link = self.stack / "pg"
+        if link.is_symlink():
+            return link.resolve()
+        if os.geteuid() == 0 and not link.exists() and not _others_can_traverse(self.root):
+            digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+            target = Path("/var/tmp") / f"bsm-pg-{digest}"
+            target.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.stack.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target, target_is_directory=True)
+            return target
+        return link
 
     @cached_property
     def pg_data(self) -> Path:
@@ -148,6 +171,9 @@ class StackPaths:
 
     # --- helpers -------------------------------------------------------------------------------
     def log(self, name: str) -> Path:
+        if name == "postgres" and self.pg != self.stack / "pg":
+            # PostgreSQL writes its own log: keep it where its user can reach it.
+            return self.pg / "postgres.log"
         return self.logs / f"{name}.log"
 
     def pid_file(self, name: str) -> Path:
@@ -163,3 +189,7 @@ class StackPaths:
         # The unprivileged PostgreSQL user must be able to traverse .stack and .stack/pg.
         for d in (self.stack, self.pg, self.logs):
             d.chmod(d.stat().st_mode | 0o755)
+        shown = self.logs / "postgres.log"
+        if self.log("postgres") != shown and not shown.is_symlink():
+            shown.unlink(missing_ok=True)
+            shown.symlink_to(self.log("postgres"))  # all logs in one place for people

@@ -1,24 +1,40 @@
 """Composition root and adapter of the policy service.
 
-Consumes ``bsm.orders`` (order facts) and ``bsm.messages.addressed`` (verified: only the alias
-service may write it); produces ``bsm.messages.policy-checked``. Consumer group ``bsm.policy``;
-ack policy in :func:`bsm_shared.runtime.kafka.subscribe`. A message about an order not seen
-yet is parked until the order arrives or ``order_wait_seconds`` pass (then stopped).
+Consumes ``bsm.parties`` (roles, buyer opt-outs, seller settings, sanctions), ``bsm.orders``
+(order facts) and ``bsm.messages.addressed`` (verified: only the alias service may write it);
+produces ``bsm.messages.policy-checked`` and, when the sanction ladder moves (C10),
+``SellerMessagingRestricted`` on ``bsm.parties``. Consumer group ``bsm.policy``; ack policy in
+:func:`bsm_shared.runtime.kafka.subscribe`. A message about an order not seen yet is parked
+until the order arrives or ``order_wait_seconds`` pass (then stopped).
+
+The rules themselves are in :mod:`bsm_policy.engine` (pure); this module only gathers the facts
+the engine needs from the service's tables, applies the decision's effects (the daily counter,
+the violation history) and publishes.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 from faststream import FastStream
 
 from bsm_shared.contract import PolicyCheckedEvent
+from bsm_shared.contract.events import SellerMessagingRestrictedEvent
 from bsm_shared.contract.payloads import (
+    BuyerPreferencesChanged,
     MessageAddressed,
     OrderPlaced,
     OrderStatusChanged,
+    PartyRegistered,
     PolicyChecked,
+    SellerMessagingRestricted,
+    SellerMessagingRestrictionLifted,
+    SellerSettingsChanged,
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
@@ -26,7 +42,7 @@ from bsm_shared.runtime.db import check_ident
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
-from . import core
+from . import content, engine
 from .settings import PolicySettings
 
 PRODUCER = "policy"
@@ -45,7 +61,69 @@ def migrations(schema: str) -> list[str]:
             status     text NOT NULL DEFAULT 'pending',
             status_changed_at timestamptz
         )""",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS delivered_at timestamptz",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS completed_at timestamptz",
+        f"CREATE INDEX IF NOT EXISTS orders_seller_placed ON {s}.orders (seller_id, placed_at)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.parties (
+            party_id text PRIMARY KEY,
+            role     text NOT NULL,
+            locale   text NOT NULL DEFAULT 'en-US'
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.buyers (
+            buyer_id  text PRIMARY KEY,
+            opted_out boolean NOT NULL DEFAULT false
+        )""",
+        # A seller's messaging switch (NULL: the fulfilment's default), and the sanction
+        # ladder: the step in force, how many steps were taken, since when strikes count.
+        f"""CREATE TABLE IF NOT EXISTS {s}.sellers (
+            seller_id          text PRIMARY KEY,
+            messaging_enabled  boolean,
+            fulfilment         text NOT NULL DEFAULT 'merchant',
+            restriction_level  text,
+            restriction_starts timestamptz,
+            restriction_until  timestamptz,
+            steps              integer NOT NULL DEFAULT 0,
+            strikes_since      timestamptz
+        )""",
+        # Buyers who already have a conversation with a seller (C8: they may still write
+        # while the seller's messaging is off).
+        f"""CREATE TABLE IF NOT EXISTS {s}.contacts (
+            seller_id text NOT NULL,
+            buyer_id  text NOT NULL,
+            PRIMARY KEY (seller_id, buyer_id)
+        )""",
+        # C7: one row per seller and UTC day, incremented with a guarded UPSERT (atomic across
+        # any number of policy instances: the row lock serialises concurrent increments, and
+        # the WHERE re-checks the count after the lock).
+        f"""CREATE TABLE IF NOT EXISTS {s}.daily_counts (
+            seller_id text NOT NULL,
+            day       date NOT NULL,
+            sent      integer NOT NULL,
+            PRIMARY KEY (seller_id, day)
+        )""",
+        # C10: the violation history, one row per rejected seller message (a strike).
+        f"""CREATE TABLE IF NOT EXISTS {s}.violations (
+            seller_id  text NOT NULL,
+            message_id text NOT NULL,
+            at         timestamptz NOT NULL,
+            rules      text[] NOT NULL,
+            codes      text[] NOT NULL,
+            PRIMARY KEY (seller_id, message_id)
+        )""",
     ]
+
+
+def _order_facts(row: Any) -> engine.OrderFacts:
+    items = json.loads(row["items"]) if row["items"] else []
+    return engine.OrderFacts(
+        order_id=row["order_id"], buyer_id=row["buyer_id"], seller_id=row["seller_id"],
+        status=row["status"], fulfilment=row["fulfilment"] or "merchant",
+        categories=frozenset(i.get("category", "general") for i in items),
+        handmade=any(i.get("handmade") for i in items), custom=any(i.get("custom") for i in items),
+        wine=any(i.get("wine") for i in items), placed_at=row["placed_at"],
+        status_changed_at=row["status_changed_at"], delivered_at=row["delivered_at"],
+        completed_at=row["completed_at"],
+    )
 
 
 class PolicyHandlers:
@@ -54,6 +132,58 @@ class PolicyHandlers:
         self.settings = settings
         self.s = check_ident(rt.schema)
 
+    # -- bsm.parties -------------------------------------------------------------------------
+    async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        data = incoming.event.data
+        s = self.s
+        if isinstance(data, PartyRegistered):
+            await conn.execute(
+                f"""INSERT INTO {s}.parties (party_id, role, locale) VALUES ($1, $2, $3)
+                    ON CONFLICT (party_id) DO UPDATE SET role = EXCLUDED.role,
+                        locale = EXCLUDED.locale""",
+                data.party_id, data.role, data.locale,
+            )
+        elif isinstance(data, BuyerPreferencesChanged):
+            await conn.execute(
+                f"""INSERT INTO {s}.buyers (buyer_id, opted_out) VALUES ($1, $2)
+                    ON CONFLICT (buyer_id) DO UPDATE SET opted_out = EXCLUDED.opted_out""",
+                data.buyer_id, data.unsolicited_opt_out,
+            )
+        elif isinstance(data, SellerSettingsChanged):
+            # Only the fields present changed: NULL keeps the stored value.
+            await conn.execute(
+                f"""INSERT INTO {s}.sellers (seller_id, messaging_enabled, fulfilment)
+                    VALUES ($1, $2, COALESCE($3, 'merchant'))
+                    ON CONFLICT (seller_id) DO UPDATE SET
+                        messaging_enabled = COALESCE($2, {s}.sellers.messaging_enabled),
+                        fulfilment = COALESCE($3, {s}.sellers.fulfilment)""",
+                data.seller_id, data.messaging_enabled, data.fulfilment,
+            )
+        elif isinstance(data, SellerMessagingRestricted):
+            # Our own event coming back (we already applied it when we decided it), or one
+            # replayed from the log: applying it again leaves the same state.
+            await conn.execute(
+                f"""INSERT INTO {s}.sellers (seller_id, restriction_level, restriction_starts,
+                        restriction_until, steps, strikes_since)
+                    VALUES ($1, $2, $3, $4, 1, $3)
+                    ON CONFLICT (seller_id) DO UPDATE SET restriction_level = $2,
+                        restriction_starts = $3, restriction_until = $4,
+                        strikes_since = GREATEST({s}.sellers.strikes_since, $3)
+                    WHERE {s}.sellers.restriction_starts IS DISTINCT FROM $3""",
+                data.seller_id, data.level, data.starts_at, data.until,
+            )
+        elif isinstance(data, SellerMessagingRestrictionLifted):
+            # Lifted: nothing in force, and only violations after the lift count again.
+            await conn.execute(
+                f"""INSERT INTO {s}.sellers (seller_id, strikes_since) VALUES ($1, $2)
+                    ON CONFLICT (seller_id) DO UPDATE SET restriction_level = NULL,
+                        restriction_starts = NULL, restriction_until = NULL,
+                        strikes_since = $2""",
+                data.seller_id, data.lifted_at,
+            )
+        return []
+
+    # -- bsm.orders --------------------------------------------------------------------------
     async def on_orders(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         data = incoming.event.data
         if isinstance(data, OrderPlaced):
@@ -69,33 +199,136 @@ class PolicyHandlers:
             incoming.released.append(f"order:{data.order_id}")
         elif isinstance(data, OrderStatusChanged):
             # Status changes may overtake each other across replays: the latest change wins,
-            # judged by the event's own time, never by processing order.
+            # judged by the event's own time, never by processing order. The delivery and
+            # completion times are kept apart: the windows of C2 are counted from them.
             await conn.execute(
-                f"""INSERT INTO {self.s}.orders (order_id, status, status_changed_at)
-                    VALUES ($1, $2, $3)
-                    ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,
-                        status_changed_at = EXCLUDED.status_changed_at
-                    WHERE {self.s}.orders.status_changed_at IS NULL
-                       OR {self.s}.orders.status_changed_at <= EXCLUDED.status_changed_at""",
+                f"""INSERT INTO {self.s}.orders (order_id, status, status_changed_at,
+                        delivered_at, completed_at)
+                    VALUES ($1, $2, $3, CASE WHEN $2 = 'delivered' THEN $3 END,
+                            CASE WHEN $2 = 'completed' THEN $3 END)
+                    ON CONFLICT (order_id) DO UPDATE SET
+                        status = CASE WHEN {self.s}.orders.status_changed_at IS NULL
+                            OR {self.s}.orders.status_changed_at <= EXCLUDED.status_changed_at
+                            THEN EXCLUDED.status ELSE {self.s}.orders.status END,
+                        status_changed_at = GREATEST({self.s}.orders.status_changed_at,
+                            EXCLUDED.status_changed_at),
+                        delivered_at = COALESCE(EXCLUDED.delivered_at, {self.s}.orders.delivered_at),
+                        completed_at = COALESCE(EXCLUDED.completed_at, {self.s}.orders.completed_at)""",
                 data.order_id, data.status, data.changed_at,
             )
         return []
 
-    async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
-        msg: MessageAddressed = incoming.event.data  # type: ignore[assignment]
+    # -- bsm.messages.addressed --------------------------------------------------------------
+    async def _context(self, conn: asyncpg.Connection, msg: MessageAddressed) -> engine.Context:
+        s = self.s
         order = None
         if msg.order_id is not None:
             row = await conn.fetchrow(
-                f"SELECT order_id, buyer_id, seller_id, status FROM {self.s}.orders "
-                f"WHERE order_id = $1 AND buyer_id IS NOT NULL",
+                f"SELECT * FROM {s}.orders WHERE order_id = $1 AND buyer_id IS NOT NULL",
                 msg.order_id,
             )
-            order = core.OrderFacts(**dict(row)) if row else None
+            order = _order_facts(row) if row else None
+        if msg.sender_role == "seller":
+            seller_id, buyer_id = msg.sender_party_id, msg.recipient_party_id
+        else:
+            seller_id, buyer_id = msg.recipient_party_id, msg.sender_party_id
+        srow = await conn.fetchrow(f"SELECT * FROM {s}.sellers WHERE seller_id = $1", seller_id)
+        brow = await conn.fetchrow(
+            f"""SELECT b.opted_out, p.locale FROM (SELECT $1::text AS id) q
+                LEFT JOIN {s}.buyers b ON b.buyer_id = q.id
+                LEFT JOIN {s}.parties p ON p.party_id = q.id""",
+            buyer_id,
+        )
+        known = await conn.fetchval(
+            f"SELECT true FROM {s}.contacts WHERE seller_id = $1 AND buyer_id = $2",
+            seller_id, buyer_id,
+        )
+        restriction = None
+        if srow is not None and srow["restriction_level"]:
+            restriction = engine.Restriction(
+                srow["restriction_level"], srow["restriction_starts"], srow["restriction_until"]
+            )
+        limit = sent = None
+        if msg.sender_role == "seller":
+            day = msg.submitted_at.astimezone(UTC).date()
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            orders_30 = await conn.fetchval(
+                f"""SELECT count(*) FROM {s}.orders WHERE seller_id = $1
+                    AND placed_at >= $2 AND placed_at < $3""",
+                seller_id, start - timedelta(days=30), start,
+            )
+            limit = engine.daily_limit(int(orders_30), factor=self.settings.daily_limit_factor,
+                                       base=self.settings.daily_limit_base)
+            sent = await conn.fetchval(
+                f"SELECT sent FROM {s}.daily_counts WHERE seller_id = $1 AND day = $2",
+                seller_id, day,
+            ) or 0
+        seller = engine.SellerFacts(
+            seller_id=seller_id,
+            messaging_enabled=srow["messaging_enabled"] if srow else None,
+            fulfilment=srow["fulfilment"] if srow else "merchant",
+            restriction=restriction, daily_limit=limit, sent_today=sent or 0,
+        )
+        buyer = engine.BuyerFacts(
+            buyer_id=buyer_id, opted_out=bool(brow and brow["opted_out"]),
+            region=engine.region_of((brow and brow["locale"]) or msg.recipient_locale
+                                    if msg.sender_role == "seller" else msg.sender_locale),
+        )
+        return engine.Context(
+            order=order, seller=seller, buyer=buyer, recipient_role=msg.recipient_role,
+            known_buyer=bool(known), mail_domain=self.settings.mail_domain,
+        )
+
+    def _gif_frames(self, msg: MessageAddressed) -> dict[str, int]:
+        """Frame counts of GIF attachments, read from the blob store where this instance can
+        see it (the attachment reference alone cannot tell an animated GIF)."""
+        out: dict[str, int] = {}
+        base = self.settings.blob_dir
+        if not base:
+            return out
+        for att in msg.attachments:
+            if not att.content_type.lower().startswith("image/gif"):
+                continue
+            for path in (Path(base) / att.sha256, Path(base) / att.sha256[:2] / att.sha256):
+                if path.is_file():
+                    out[att.sha256] = content.gif_frame_count(path.read_bytes())
+                    break
+        return out
+
+    async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        msg: MessageAddressed = incoming.event.data  # type: ignore[assignment]
+        s = self.s
         wait = self.settings.order_wait_seconds
+        ctx = await self._context(conn, msg)
+        ctx = replace(ctx, wait_over=incoming.expired or wait <= 0)
         try:
-            decision = core.decide(msg, order, wait_over=incoming.expired or wait <= 0)
-        except core.WaitForOrder:
+            decision = engine.decide(msg, ctx, gif_frames=self._gif_frames(msg))
+        except engine.WaitForOrder:
             raise Defer(f"order:{msg.order_id}", wait) from None
+        out: list[Outgoing] = []
+        seller = ctx.seller
+        assert seller is not None and ctx.buyer is not None
+        if decision.verdict == "approved" and decision.counts_towards_limit:
+            day = msg.submitted_at.astimezone(UTC).date()
+            taken = await conn.fetchval(
+                f"""INSERT INTO {s}.daily_counts (seller_id, day, sent) VALUES ($1, $2, 1)
+                    ON CONFLICT (seller_id, day) DO UPDATE SET sent = {s}.daily_counts.sent + 1
+                    WHERE {s}.daily_counts.sent < $3
+                    RETURNING sent""",
+                seller.seller_id, day, seller.daily_limit,
+            )
+            if taken is None:
+                # Another instance took the last slot between our read and our increment.
+                full = replace(seller, sent_today=seller.daily_limit or 0)
+                decision = engine.decide(msg, replace(ctx, seller=full))
+        if decision.verdict == "approved":
+            await conn.execute(
+                f"INSERT INTO {s}.contacts (seller_id, buyer_id) VALUES ($1, $2) "
+                f"ON CONFLICT DO NOTHING",
+                seller.seller_id, ctx.buyer.buyer_id,
+            )
+        elif decision.sanctionable:
+            out += await self._strike(conn, incoming, msg, decision)
         now = self.rt.clock()
         data = PolicyChecked.model_validate(
             {
@@ -113,20 +346,85 @@ class PolicyHandlers:
             occurred_at=now, producer=PRODUCER,
             correlation_id=msg.message_id, causation_id=incoming.event.event_id,
         )
-        return [Outgoing(Topic.POLICY_CHECKED, msg.relationship_id, event)]
+        return [Outgoing(Topic.POLICY_CHECKED, msg.relationship_id, event), *out]
+
+    async def _strike(self, conn: asyncpg.Connection, incoming: Incoming, msg: MessageAddressed,
+                      decision: engine.Decision) -> list[Outgoing]:
+        """C10: record the violation; enough strikes in the window move the seller a step up
+        the ladder (restricted for the first steps' days, then suspended)."""
+        s, st = self.s, self.settings
+        seller_id = msg.sender_party_id
+        at = msg.submitted_at
+        await conn.execute(
+            f"""INSERT INTO {s}.violations (seller_id, message_id, at, rules, codes)
+                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+            seller_id, msg.message_id, at,
+            sorted({v.rule for v in decision.violations}),
+            [v.code for v in decision.violations],
+        )
+        # Lock the seller's row: two instances striking the same seller at once take one step.
+        row = await conn.fetchrow(
+            f"""INSERT INTO {s}.sellers (seller_id) VALUES ($1)
+                ON CONFLICT (seller_id) DO UPDATE SET seller_id = EXCLUDED.seller_id
+                RETURNING restriction_level, restriction_starts, restriction_until, steps,
+                    strikes_since""",
+            seller_id,
+        )
+        current = (
+            engine.Restriction(row["restriction_level"], row["restriction_starts"],
+                               row["restriction_until"])
+            if row["restriction_level"] else None
+        )
+        if current is not None and current.active(at):
+            return []
+        since = max(filter(None, [row["strikes_since"], at - timedelta(days=st.sanction_window_days)]))
+        strikes = await conn.fetchval(
+            f"SELECT count(*) FROM {s}.violations WHERE seller_id = $1 AND at > $2 AND at <= $3",
+            seller_id, since, at,
+        )
+        if strikes < st.sanction_strikes:
+            return []
+        step = row["steps"] + 1
+        days = st.sanction_restriction_days
+        if step <= len(days):
+            level, until = "restricted", at + timedelta(days=days[step - 1])
+        else:
+            level, until = "suspended", None
+        await conn.execute(
+            f"""UPDATE {s}.sellers SET restriction_level = $2, restriction_starts = $3,
+                    restriction_until = $4, steps = $5, strikes_since = $3
+                WHERE seller_id = $1""",
+            seller_id, level, at, until, step,
+        )
+        payload = SellerMessagingRestricted(
+            seller_id=seller_id, level=level, starts_at=at, until=until,
+            violation_count=int(strikes),
+            reason=f"{strikes} messages broke the messaging rules within "
+            f"{st.sanction_window_days} days (last: {msg.message_id}: "
+            f"{', '.join(sorted({v.code for v in decision.violations}))}).",
+        )
+        event = build_event(
+            SellerMessagingRestrictedEvent, payload,
+            event_id=derived_event_id(incoming.event.event_id, f"{PRODUCER}:sanction"),
+            occurred_at=self.rt.clock(), producer=PRODUCER, correlation_id=seller_id,
+            causation_id=incoming.event.event_id,
+        )
+        return [Outgoing(Topic.PARTIES, seller_id, event)]
 
 
 def create_runtime(settings: PolicySettings, **kwargs: object) -> ServiceRuntime:
     def handlers(rt: ServiceRuntime) -> dict:
         h = PolicyHandlers(rt, settings)
-        # Order matters: orders are applied before the messages of the same batch.
-        return {Topic.ORDERS: h.on_orders, Topic.ADDRESSED: h.on_addressed}
+        # Order matters: reference data (parties, then orders) is applied before the messages
+        # of the same batch.
+        return {Topic.PARTIES: h.on_parties, Topic.ORDERS: h.on_orders,
+                Topic.ADDRESSED: h.on_addressed}
 
     return ServiceRuntime(
         name=PRODUCER,
         settings=settings,
         group=Group.POLICY,
-        inputs=[Topic.ORDERS, Topic.ADDRESSED],
+        inputs=[Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED],
         migrations=migrations(settings.db_schema or PRODUCER),
         handlers=handlers,
         **kwargs,  # type: ignore[arg-type]

@@ -1,0 +1,716 @@
+"""Content detectors (C4, C5 and the content side of C3), pure and cheap.
+
+Each detector returns :class:`Finding` s: a stable code and where it is (field + character
+offsets, or an HTML element). The engine turns findings into explained violations.
+
+Cost matters (the whole decision has a budget of 300 µs median): the expensive libraries run
+only where a cheap pre-filter says they may find something — phonenumbers only on runs of
+digits long enough to be a phone number, the emoji library only when a character from the
+emoji blocks is present, the HTML parser only when there is HTML.
+
+HTML is scanned as *visible text with the tags blanked out* (every tag replaced by spaces of the
+same length), so offsets found in it are offsets into the HTML source the sender wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+import html as html_lib
+
+import ahocorasick
+import emoji
+import nh3
+import phonenumbers
+
+# ---------------------------------------------------------------------------------------------
+# Findings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    field: str  # "subject" | "text" | "html" | "attachments" | "message"
+    start: int | None = None
+    end: int | None = None
+    element: str | None = None
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML allow-list (C5) — documented as a table in docs/policy.md; keep both in step.
+# ---------------------------------------------------------------------------------------------
+
+ALLOWED_TAGS: frozenset[str] = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "font", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "q", "s", "small", "span",
+    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+})
+GENERIC_ATTRIBUTES: frozenset[str] = frozenset({"style", "title", "lang", "dir", "align"})
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": set(GENERIC_ATTRIBUTES),
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "font": {"color", "face", "size"},
+    "td": {"colspan", "rowspan", "valign", "width"},
+    "th": {"colspan", "rowspan", "valign", "width"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "ol": {"start", "type"},
+    "blockquote": {"cite"},
+}
+ALLOWED_CSS: frozenset[str] = frozenset({
+    "color", "background-color", "font-family", "font-size", "font-style", "font-weight",
+    "text-align", "text-decoration", "line-height", "margin", "margin-top", "margin-bottom",
+    "margin-left", "margin-right", "padding", "padding-top", "padding-bottom", "padding-left",
+    "padding-right", "border", "border-collapse", "width", "height", "vertical-align",
+    "list-style-type",
+})
+#: Schemes a link or image may use after sanitising (cid/data: images sent inline).
+URL_SCHEMES: frozenset[str] = frozenset({"https", "http", "cid", "data"})
+#: Elements whose mere presence rejects the message (active content or forms: removing them
+#: silently would change what the sender meant to send).
+FORBIDDEN_ELEMENTS: frozenset[str] = frozenset({
+    "script", "iframe", "object", "embed", "form", "input", "button", "textarea", "select",
+    "applet", "frame", "frameset", "meta", "link", "base", "svg", "math", "video", "audio",
+})
+
+
+def sanitize_html(html: str | None) -> str | None:
+    """HTML through the allow-list (C5). Idempotent: sanitising twice changes nothing."""
+    if html is None:
+        return None
+    once = _clean(html)
+    # Unwrapping a tag that is not allowed can leave a tree HTML cannot express (a <p> inside a
+    # <p>); it reads back differently. A second pass settles it, so the result is a fixed point.
+    return _clean(once) if _UNWRAPPED.search(html) else once
+
+
+#: A start tag that is not on the allow-list (its removal may need the second pass).
+_UNWRAPPED = re.compile(
+    r"<(?!(?:" + "|".join(sorted(ALLOWED_TAGS, key=len, reverse=True)) + r")[\s/>])[a-zA-Z]"
+)
+
+
+def _clean(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags={"script", "style"},
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        filter_style_properties=set(ALLOWED_CSS),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML structure: elements the content rules judge (images, links, forbidden elements)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    start: int  # offset of the start tag in the source
+    end: int  # offset after the start tag
+    inside_link: bool = False
+    link_text: str = ""
+
+
+#: Only the elements the rules look at are scanned (one regular-expression pass; a full HTML
+#: parser costs ~7 ms on 10 KB, far over the decision budget). nh3 does the real parsing when
+#: it sanitises.
+_ELEMENT = re.compile(
+    r"<(/?)(a|img|" + "|".join(sorted({
+        "script", "iframe", "object", "embed", "form", "input", "button", "textarea", "select",
+        "applet", "frame", "frameset", "meta", "link", "base", "svg", "math", "video", "audio",
+    }, key=len, reverse=True)) + r")(?=[\s/>])([^>]*)>",
+    re.I,
+)
+_ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*(?:=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
+
+
+def _attrs(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in _ATTR.finditer(raw):
+        value = m.group(2) or ""
+        if value[:1] in {"'", '"'}:
+            value = value[1:-1]
+        out[m.group(1).lower()] = html_lib.unescape(value)
+    return out
+
+
+def scan_html(html: str) -> list[Element]:
+    elements: list[Element] = []
+    links: list[Element] = []
+    for m in _ELEMENT.finditer(html):
+        closing, tag = m.group(1), m.group(2).lower()
+        if closing:
+            if tag == "a" and links:
+                a = links.pop()
+                a.link_text = html[a.end:m.start()]
+            continue
+        el = Element(tag, _attrs(m.group(3)), m.start(), m.end(), inside_link=bool(links))
+        elements.append(el)
+        if tag == "a" and not m.group(3).rstrip().endswith("/"):
+            links.append(el)
+    for a in links:  # never closed
+        a.link_text = html[a.end:a.end + 200]
+    return elements
+
+
+def inside_tag(html: str, pos: int) -> bool:
+    """Whether ``pos`` lies inside a tag (an attribute) rather than in the visible text."""
+    return html.rfind("<", 0, pos) > html.rfind(">", 0, pos)
+
+
+_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z]+);", re.I)
+
+
+def visible_text(html: str) -> str:
+    """The HTML with every tag, comment and script blanked to spaces: same length, so an
+    offset found in it is an offset into the source."""
+    blank = _TAG.sub(lambda m: " " * len(m.group(0)), html)
+    return _ENTITY.sub(lambda m: " " * len(m.group(0)), blank)
+
+
+_PX = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$")
+
+
+def _style(el: Element) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in el.attrs.get("style", "").split(";"):
+        if ":" in part:
+            k, _, v = part.partition(":")
+            out[k.strip().lower()] = v.strip().lower()
+    return out
+
+
+def _size(value: str | None) -> float | None:
+    if value is None:
+        return None
+    m = _PX.match(value)
+    return float(m.group(1)) if m else None
+
+
+def describe(el: Element, source: str) -> str:
+    return source[el.start:el.end][:200]
+
+
+def html_findings(html: str, *, mail_domain: str, links_allowed: bool) -> list[Finding]:
+    """Forbidden elements (C5), tracking pixels, hidden and remote images, logos wrapped in
+    links, inline animated GIFs, links and opt-out links in anchors (C4)."""
+    out: list[Finding] = []
+    for el in scan_html(html):
+        where = describe(el, html)
+        if el.tag in FORBIDDEN_ELEMENTS:
+            out.append(Finding("html_forbidden_element", "html", el.start, el.end, where,
+                               {"tag": el.tag}))
+            continue
+        if el.tag == "img":
+            style = _style(el)
+            w = _size(el.attrs.get("width")) or _size(style.get("width"))
+            h = _size(el.attrs.get("height")) or _size(style.get("height"))
+            src = el.attrs.get("src", "")
+            hidden = (
+                style.get("display") == "none" or style.get("visibility") == "hidden"
+                or style.get("opacity", "").strip() in {"0", "0.0"}
+            )
+            if (w is not None and w <= 2) or (h is not None and h <= 2):
+                out.append(Finding("tracking_pixel", "html", el.start, el.end, where))
+            elif hidden:
+                out.append(Finding("hidden_image", "html", el.start, el.end, where))
+            if src.lower().startswith(("http://", "https://", "//")) and not _is_ours(
+                src, mail_domain
+            ):
+                out.append(Finding("remote_image", "html", el.start, el.end, where))
+            if el.inside_link:
+                out.append(Finding("linked_image", "html", el.start, el.end, where))
+            if src.lower().startswith("data:image/gif"):
+                try:
+                    raw = base64.b64decode(src.split(",", 1)[1], validate=False)
+                except (ValueError, IndexError):
+                    raw = b""
+                if gif_frame_count(raw) > 1:
+                    out.append(Finding("animated_gif", "html", el.start, el.end, where))
+        elif el.tag == "a" and el.attrs.get("href"):
+            href = el.attrs["href"].strip()
+            if href.lower().startswith("mailto:"):
+                if _is_ours(href[7:].split("@")[-1], mail_domain):
+                    continue
+                out.append(Finding("email_address", "html", el.start, el.end, where,
+                                   {"excerpt": href[7:]}))
+                continue
+            if OPT_OUT.search(href) or OPT_OUT.search(el.link_text):
+                out.append(Finding("opt_out_link", "html", el.start, el.end, where))
+            elif not _is_ours(href, mail_domain):
+                if not href.lower().startswith("https://"):
+                    out.append(Finding("insecure_link" if links_allowed else "link", "html",
+                                       el.start, el.end, where))
+                elif not links_allowed:
+                    out.append(Finding("link", "html", el.start, el.end, where))
+    return out
+
+
+def _is_ours(url: str, mail_domain: str) -> bool:
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url.strip().lower()).lstrip("/")
+    host = re.split(r"[/?#:]", host, maxsplit=1)[0]
+    return host == mail_domain or host.endswith("." + mail_domain)
+
+
+def gif_frame_count(data: bytes) -> int:
+    """How many images a GIF holds (more than one: animated), read from its block structure.
+    Written by hand: Pillow would be a large dependency for counting image descriptors."""
+    if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
+        return 0
+    pos = 13
+    flags = data[10]
+    if flags & 0x80:
+        pos += 3 * (2 ** ((flags & 0x07) + 1))
+    frames = 0
+    n = len(data)
+    while pos < n:
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            break
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif block == 0x2C:  # image descriptor
+            frames += 1
+            if pos + 10 > n:
+                break
+            lflags = data[pos + 9]
+            pos += 10
+            if lflags & 0x80:
+                pos += 3 * (2 ** ((lflags & 0x07) + 1))
+            pos += 1  # LZW minimum code size
+        else:
+            break
+        while pos < n:  # data sub-blocks
+            size = data[pos]
+            pos += 1 + size
+            if size == 0:
+                break
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Text detectors. Each starts from something rare and cheap to find with str.find or a regular
+# expression with a literal first character ("@", "://", ".com", a digit, an emoji-block code
+# point) and only then looks closer: a pattern that has to be tried at every position of a
+# 10 KB text costs about a millisecond in Python.
+# ---------------------------------------------------------------------------------------------
+
+_EMAIL_AROUND = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)", re.U)
+_LOCAL_BEFORE = re.compile(r"[a-z0-9][\w.+-]*\s*[\[\(\{<\"']?\s*$", re.I | re.U)
+_SEP = r"\s*[\[\(\{<\"']?\s*"
+_SEP_END = r"\s*[\]\)\}>\"']?\s*"
+#: A written-out dot may stand between spaces and brackets; a literal "." only without spaces
+#: ("at home. It is…" is a sentence, not "home.it").
+_DOT = (r"(?:" + _SEP + r"(?:dot|punto|point|ponto|punkt)" + _SEP_END
+        + r"|[\[\(\{<]\s*\.\s*[\]\)\}>]|\.)")
+_TLDS = (r"(?:com|net|org|info|biz|es|fr|it|de|pt|br|uk|co|eu|mx|ar|ch|at|be|nl|us|ca|io)"
+         r"(?![\w])")
+_DOMAIN_AFTER = re.compile(
+    _SEP_END + r"([a-z0-9][\w-]*(?:" + _DOT + r"[a-z0-9][\w-]*)*?" + _DOT + _TLDS + ")",
+    re.I | re.U,
+)
+#: How people write "@" when they hide an address from filters, in the six languages.
+AT_WORDS = ("at", "arroba", "chiocciola", "arobase", "arobas", "klammeraffe", "ät")
+
+_URL_HINT = re.compile(r"://|www\.|\.(?:com|net|org|info|biz|shop|store|es|fr|it|de|pt|br|"
+                       r"eu|io|ly|me|co\.uk)(?![\w])", re.I)
+_HOST_CHARS = re.compile(r"[\w.-]*$", re.U)
+_SCHEME_BEFORE = re.compile(r"(?:https?|ftp)$", re.I)
+OPT_OUT = re.compile(
+    r"unsubscribe|opt[- ]?out|darse de baja|dar(?:te|se)? de baja|cancelar (?:la )?suscripci|"
+    r"d[ée]sabonn|d[ée]sinscri|disiscriv|annulla(?:re)? l'iscrizione|cancelar (?:a )?inscri|"
+    r"descadastr|abmelden|abbestellen|austragen",
+    re.I,
+)
+OPT_OUT_HINTS = ("unsub", "opt", "baja", "suscrip", "abonn", "inscri", "iscriv", "descadastr",
+                 "abmeld", "abbestell", "austrag")
+#: Candidate phone numbers: a run of digits and separators. Only runs with 7–15 digits (E.164
+#: has at most 15) go to phonenumbers, which costs ~150 µs per kilobyte run over everything.
+_PHONE_RUN = re.compile(r"\d[\d \t().\-/]{5,22}\d")
+_NON_DIGIT = re.compile(r"\D")
+#: The marketplace's own order-number format (3-7-7 digits) is a reference, never a phone.
+_ORDER_NUMBER = re.compile(r"\d{3}-\d{7}-\d{7}")
+_DATE = re.compile(r"^\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}$")
+_EMOJI_HINT = re.compile(
+    "[\u203c\u2049\u2190-\u21ff\u2300-\u23ff\u24c2\u25aa-\u27bf\u2900-\u297f\u2b00-\u2bff"
+    "\u3030\u303d\u3297\u3299\U0001f000-\U0001faff\ufe0f]"
+)
+
+
+def _ours(domain: str, mail_domain: str) -> bool:
+    d = domain.lower()
+    return d == mail_domain or d.endswith("." + mail_domain)
+
+
+def _email_findings(text: str, fld: str, mail_domain: str,
+                    at_spans: Sequence[tuple[int, int]] = ()) -> list[Finding]:
+    out: list[Finding] = []
+    pos = text.find("@")
+    while pos != -1:
+        lo = max(0, pos - 64)
+        m = _EMAIL_AROUND.search(text, lo, min(len(text), pos + 256))
+        while m is not None and m.end() <= pos:  # a match that ends before this "@"
+            m = _EMAIL_AROUND.search(text, m.end(), min(len(text), pos + 256))
+        if m is not None and m.start() <= pos < m.end():
+            if not _ours(m.group(2), mail_domain):
+                out.append(Finding("email_address", fld, m.start(), m.end()))
+            pos = text.find("@", m.end())
+        else:
+            pos = text.find("@", pos + 1)
+    for a, b in at_spans:
+        # A whole word only ("at" inside "what" is not an at-word).
+        if (a > 0 and (text[a - 1].isalnum() or text[a - 1] == "_")) or (
+            b < len(text) and (text[b].isalnum() or text[b] == "_")
+        ):
+            continue
+        before = _LOCAL_BEFORE.search(text, max(0, a - 64), a)
+        after = _DOMAIN_AFTER.match(text, b)
+        if before is None or after is None:
+            continue
+        domain = re.sub(_DOT, ".", after.group(1), flags=re.I)
+        if _ours(domain.replace(" ", ""), mail_domain):
+            continue
+        out.append(Finding("email_address", fld, before.start(), after.end()))
+    return out
+
+
+def _link_findings(text: str, fld: str, mail_domain: str, links_allowed: bool) -> list[Finding]:
+    out: list[Finding] = []
+    last_end = -1
+    for m in _URL_HINT.finditer(text):
+        if m.start() < last_end:
+            continue
+        # Widen the hint to the whole link: back over the host (and the scheme), on to the
+        # first space or quote.
+        host = _HOST_CHARS.search(text, max(0, m.start() - 253), m.start())
+        start = host.start() if host else m.start()
+        if m.group(0) == "://":
+            scheme = _SCHEME_BEFORE.search(text, max(0, m.start() - 5), m.start())
+            if scheme is None:
+                continue
+            start = scheme.start()
+        elif start > 0 and text[start - 1] == "@":
+            continue  # the domain of an email address, found as such
+        elif start > 0 and text[start - 1] == "/" and text[max(0, start - 3):start] == "://":
+            continue
+        end = m.end()
+        while end < len(text) and text[end] not in " \t\r\n<>\"'":
+            end += 1
+        url = text[start:end].rstrip(".,;:!?)»")
+        end = start + len(url)
+        last_end = end
+        if not url or _is_ours(url, mail_domain):
+            continue
+        if OPT_OUT.search(url) or OPT_OUT.search(text[max(0, start - 40):start]):
+            out.append(Finding("opt_out_link", fld, start, end))
+        elif url.lower().startswith("https://"):
+            if not links_allowed:
+                out.append(Finding("link", fld, start, end))
+        else:
+            out.append(Finding("insecure_link" if links_allowed else "link", fld, start, end))
+    return out
+
+
+def _region(region: str) -> str:
+    region = (region or "").upper()
+    return region if region in phonenumbers.SUPPORTED_REGIONS else "US"
+
+
+@lru_cache(maxsize=8192)
+def _phones_in(window: str, region: str) -> tuple[tuple[int, int], ...]:
+    """Phone numbers in a short window (pure, so cached: the same order number or signature
+    line comes back in message after message)."""
+    found = tuple(
+        (m.start, m.end)
+        for m in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID)
+    )
+    if found:
+        return found
+    chunk = window.strip(" \t\r\n,;:")
+    if chunk.lstrip("(").startswith(("+", "00")):
+        # International format from any region: valid for its own country.
+        try:
+            num = phonenumbers.parse(chunk.lstrip("(").replace("00", "+", 1)
+                                     if chunk.startswith("00") else chunk, None)
+        except phonenumbers.NumberParseException:
+            return ()
+        if phonenumbers.is_valid_number(num):
+            offset = window.find(chunk)
+            return ((offset, offset + len(chunk)),)
+    return ()
+
+
+def _phone_findings(text: str, fld: str, region: str, ignore: tuple[str, ...] = ()) -> list[Finding]:
+    out: list[Finding] = []
+    reg = _region(region)
+    for run in _PHONE_RUN.finditer(text):
+        # The expression starts at a digit (so the regex engine can skip to digits fast);
+        # a leading "+", "00" or "(" is picked up here.
+        begin = run.start()
+        while begin > 0 and text[begin - 1] in "+(":
+            begin -= 1
+        chunk = text[begin:run.end()]
+        digits = len(_NON_DIGIT.sub("", chunk))
+        if (digits < 7 or _DATE.match(chunk) or _ORDER_NUMBER.search(chunk)
+                or any(i and i in chunk for i in ignore)):
+            continue
+        # phonenumbers sees only the candidate and a little context on each side (it needs a
+        # word boundary to accept a match), never the whole text.
+        lo, hi = max(0, begin - 2), min(len(text), run.end() + 2)
+        for a, b in _phones_in(text[lo:hi], reg):
+            out.append(Finding("phone_number", fld, lo + a, lo + b))
+    return out
+
+
+def _emoji_findings(text: str, fld: str) -> list[Finding]:
+    out: list[Finding] = []
+    seen_to = -1
+    # The emoji library is run only on a short window around each code point from the emoji
+    # blocks (it costs ~1 ms on 2 KB); windows are wide enough for ZWJ sequences and flags.
+    for hint in _EMOJI_HINT.finditer(text):
+        if hint.start() < seen_to:
+            continue
+        lo, hi = max(0, hint.start() - 12), min(len(text), hint.end() + 12)
+        for e in emoji.emoji_list(text[lo:hi]):
+            s, t = lo + e["match_start"], lo + e["match_end"]
+            if t <= seen_to or e["emoji"] in {"©", "®", "™"}:
+                continue
+            out.append(Finding("emoji", fld, s, t, params={"emoji": e["emoji"]}))
+            seen_to = t
+        seen_to = max(seen_to, hi - 12)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Phrases (C3): marketing, coupons, cross-selling, positive reviews and incentives,
+# thank-you-only messages, order/shipping confirmations — en, es, fr, it, pt, de.
+# ---------------------------------------------------------------------------------------------
+
+
+def _words(*alternatives: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.I | re.U)
+
+
+PHRASES: dict[str, re.Pattern[str]] = {
+    "coupon": _words(
+        r"coupons?", r"voucher", r"promo(?:tional)? code", r"discount code", r"cup[oó]n(?:es)?",
+        r"c[oó]digo (?:de )?(?:descuento|promocional|desconto)", r"code promo", r"bon de r[ée]duction",
+        r"code de r[ée]duction", r"buono sconto", r"codice (?:sconto|promozionale)", r"cupom",
+        r"cupões", r"vale[- ]desconto", r"gutschein(?:code)?", r"rabattcode",
+    ),
+    "marketing": _words(
+        r"\d+ ?% (?:off|de descuento|de r[ée]duction|di sconto|de desconto|rabatt)",
+        r"special offer", r"limited[- ]time offer", r"black friday", r"flash sale", r"our sale",
+        r"oferta especial", r"rebajas", r"promoci[oó]n(?:es)?", r"offre sp[ée]ciale", r"soldes",
+        r"promotions?", r"offerta speciale", r"saldi", r"promozion[ei]", r"oferta especial",
+        r"promoç(?:ão|ões)", r"liquidação", r"sonderangebot", r"angebot des tages",
+        r"ausverkauf", r"aktionspreis",
+    ),
+    "cross_selling": _words(
+        r"(?:check out|visit|browse|discover) our (?:other )?(?:products|store|shop|range|collection)",
+        r"other products", r"you (?:may|might) also (?:like|love)", r"newsletter",
+        r"follow us", r"otros productos", r"visit[ae] nuestra tienda", r"s[ií]guenos",
+        r"tambi[ée]n te (?:puede|podr[ií]a) (?:gustar|interesar)", r"nos autres produits",
+        r"visitez notre boutique", r"suivez[- ]nous", r"altri prodotti", r"visita il nostro negozio",
+        r"seguici", r"outros produtos", r"visite a nossa loja", r"siga[- ]nos",
+        r"andere(?:n)? produkte", r"besuchen sie unseren shop", r"folgen sie uns",
+    ),
+    "positive_review_request": _words(
+        r"(?:5|five)[- ]stars?", r"positive (?:review|feedback|rating)",
+        r"good (?:review|feedback|rating)", r"(?:change|remove|update) (?:your|the) (?:negative )?(?:review|feedback)",
+        r"(?:5|cinco) estrellas", r"(?:rese[ñn]a|opini[oó]n|valoraci[oó]n) positiva",
+        r"buena (?:rese[ñn]a|opini[oó]n|valoraci[oó]n)", r"(?:5|cinq) [ée]toiles",
+        r"(?:avis|commentaire|évaluation) positi(?:f|ve)", r"(?:5|cinque) stelle",
+        r"(?:recensione|valutazione|feedback) positiv[oa]", r"(?:5|cinco) estrelas",
+        r"(?:avaliação|opinião|comentário) positiv[oa]", r"(?:5|fünf) sterne",
+        r"positive(?:n)? (?:bewertung|rezension|feedback)", r"gute(?:n)? bewertung",
+    ),
+    "review_incentive": _words(
+        r"in exchange for (?:a |an |your )?(?:honest )?(?:review|feedback)",
+        r"(?:refund|gift|free \w+|discount)[^.!?]{0,40}(?:for|if you leave) (?:a |your )?review",
+        r"a cambio de (?:una |tu |su )?(?:rese[ñn]a|opini[oó]n|valoraci[oó]n)",
+        r"en [ée]change d'(?:un )?(?:avis|commentaire)",
+        r"in cambio (?:di|della) (?:una )?(?:recensione|valutazione)",
+        r"em troca de (?:uma )?(?:avaliação|opinião)",
+        r"im austausch (?:für|gegen) (?:eine )?(?:bewertung|rezension)",
+        r"für eine (?:positive )?bewertung (?:erhalten|bekommen)",
+    ),
+    "order_confirmation": _words(
+        r"your order (?:has been|was|is) (?:shipped|dispatched|confirmed|sent)",
+        r"order confirmation", r"shipping confirmation", r"tracking number",
+        r"su pedido (?:ha sido|fue|est[aá]) (?:enviado|confirmado)", r"confirmaci[oó]n del pedido",
+        r"n[uú]mero de seguimiento", r"votre commande (?:a [ée]t[ée]|est) (?:exp[ée]di[ée]e|confirm[ée]e)",
+        r"confirmation de (?:commande|l'exp[ée]dition)", r"num[ée]ro de suivi",
+        r"il (?:suo|tuo) ordine [èe] stato (?:spedito|confermato)", r"conferma d'ordine",
+        r"numero di (?:tracking|spedizione)",
+        r"(?:a sua|sua) (?:encomenda|pedido) (?:foi|está) (?:enviad[oa]|confirmad[oa])",
+        r"confirmação (?:do pedido|da encomenda)", r"código de rastreio",
+        r"ihre bestellung (?:wurde|ist) (?:versandt|verschickt|bestätigt)", r"bestellbestätigung",
+        r"versandbestätigung", r"sendungsnummer",
+    ),
+}
+
+_THANKS = _words(
+    r"thank(?:s| you)(?: so much| very much)?(?: for (?:your|the) (?:order|purchase|business|trust))?",
+    r"(?:muchas )?gracias(?: por (?:su|tu) (?:compra|pedido|confianza))?",
+    r"merci(?: beaucoup)?(?: pour votre (?:commande|achat|confiance))?",
+    r"grazie(?: mille)?(?: per (?:il (?:suo|tuo) (?:ordine|acquisto)|la (?:sua|tua) fiducia))?",
+    r"(?:muito )?obrigad[oa](?: pela (?:sua )?(?:compra|encomenda|confiança))?",
+    r"(?:vielen )?dank(?: für (?:ihre|deine) (?:bestellung|einkauf|vertrauen))?", r"danke(?: schön)?",
+)
+_FILLER = _words(
+    r"hi", r"hello", r"dear", r"hola", r"estimad[oa]", r"bonjour", r"cher", r"ch[eè]re", r"ciao",
+    r"gentile", r"caro", r"cara", r"olá", r"ol[aá]", r"prezad[oa]", r"hallo", r"liebe[r]?",
+    r"sehr geehrte[r]?", r"best", r"kind", r"regards", r"saludos", r"un saludo", r"cordialement",
+    r"cordiali saluti", r"saluti", r"atenciosamente", r"cumprimentos", r"grüße", r"gruß",
+    r"mit freundlichen grüßen", r"again", r"de nuevo", r"encore", r"ancora", r"novamente",
+    r"nochmals", r"the team", r"el equipo", r"l'[ée]quipe", r"il team", r"a equipa", r"a equipe",
+    r"das team", r"we", r"nosotros", r"nous", r"noi", r"nós", r"wir", r"very", r"much", r"so",
+    r"for", r"your", r"purchase", r"order", r"customer", r"cliente", r"client", r"kunde",
+)
+
+
+#: Cheap hints (lower-case substrings): a category's expression runs only if one is present.
+PHRASE_HINTS: dict[str, tuple[str, ...]] = {
+    "coupon": ("coupon", "voucher", "promo", "code", "cup", "código", "bon de", "buono",
+               "codice", "vale", "gutschein", "rabatt"),
+    "marketing": ("%", "offer", "black friday", "sale", "oferta", "rebajas", "promo", "offre",
+                  "soldes", "offerta", "saldi", "liquida", "angebot", "ausverkauf", "aktion"),
+    "cross_selling": (" our ", "other products", "you may", "you might", "newsletter", "follow",
+                      "otros productos", "tienda", "sígu", "sigu", "también te", "nos autres",
+                      "boutique", "suivez", "altri prodotti", "negozio", "seguici",
+                      "outros produtos", "loja", "siga", "andere", "shop", "folgen"),
+    "positive_review_request": ("star", "positiv", "good ", "review", "feedback", "estrella",
+                                "buena", "étoile", "stelle", "estrela", "sterne", "bewertung"),
+    "review_incentive": ("exchange", "review", "a cambio", "échange", "in cambio", "em troca",
+                         "austausch", "bewertung"),
+    "order_confirmation": ("shipped", "dispatched", "confirm", "tracking", "enviado",
+                           "seguimiento", "expédi", "suivi", "spedito", "conferma",
+                           "spedizione", "enviad", "confirma", "rastreio", "versandt",
+                           "verschickt", "bestätig", "sendungsnummer"),
+}
+
+
+
+def _hint_automaton() -> ahocorasick.Automaton:
+    """One Aho–Corasick automaton over every hint: a single pass over the text finds them all
+    (checking 80 hints one by one with ``in`` costs ~100 µs on 2 KB)."""
+    by_hint: dict[str, set[str]] = {}
+    for code, hints in PHRASE_HINTS.items():
+        for h in hints:
+            by_hint.setdefault(h, set()).add(code)
+    for h in AT_WORDS:
+        by_hint.setdefault(h, set()).add("_at")
+    for h in OPT_OUT_HINTS:
+        by_hint.setdefault(h, set()).add("_opt_out")
+    automaton = ahocorasick.Automaton()
+    for h, codes in by_hint.items():
+        automaton.add_word(h, (len(h), frozenset(codes)))
+    automaton.make_automaton()
+    return automaton
+
+
+_HINTS = _hint_automaton()
+
+
+def lowered(text: str) -> str:
+    """``text`` in lower case with the same offsets (a character whose lower case is longer,
+    like "İ", is kept as it is)."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    return low
+
+
+Hints = dict[str, list[tuple[int, int]]]
+
+
+def scan_hints(low: str) -> Hints:
+    """One Aho–Corasick pass: per category (and ``_at``/``_opt_out``) the spans of its hints."""
+    found: Hints = {}
+    for end, (length, codes) in _HINTS.iter(low):
+        span = (end + 1 - length, end + 1)
+        for code in codes:
+            found.setdefault(code, []).append(span)
+    return found
+
+
+def phrase_findings(text: str, fld: str, hints: Hints | None = None) -> list[Finding]:
+    out: list[Finding] = []
+    if hints is None:
+        hints = scan_hints(lowered(text))
+    # The category's expression runs only in windows around its hints (every phrase it knows
+    # contains one, and none is longer than the margin), not over the whole text.
+    windows: dict[str, list[tuple[int, int]]] = {
+        code: [(max(0, a - _MARGIN), min(len(text), b + _MARGIN)) for a, b in spans]
+        for code, spans in hints.items() if not code.startswith("_")
+    }
+    for code, pattern in PHRASES.items():
+        spans = windows.get(code)
+        if not spans:
+            continue
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted(spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        for lo, hi in merged:
+            for m in pattern.finditer(text, lo, hi):
+                out.append(Finding(code, fld, m.start(), m.end(), params={"phrase": m.group(0)}))
+    return out
+
+
+_MARGIN = 120
+
+
+def is_thank_you_only(text: str, sender_name: str = "") -> bool:
+    """A message whose only content is thanks (greetings, sign-off and the sender's name
+    aside)."""
+    if len(text) > 400 or not _THANKS.search(text):
+        return False
+    rest = _THANKS.sub(" ", text)
+    rest = _FILLER.sub(" ", rest)
+    for part in sender_name.split():
+        rest = rest.replace(part, " ")
+    words = re.findall(r"[^\W\d_]{2,}", rest, re.U)
+    return len(words) <= 2
+
+
+def text_findings(
+    text: str, fld: str, *, region: str, mail_domain: str, links_allowed: bool,
+    ignore: tuple[str, ...] = (), html: bool = False, hints: Hints | None = None,
+) -> list[Finding]:
+    """Contact data, links and emojis in one piece of text (C4). With ``html=True`` the text is
+    HTML source: what lies inside a tag (an attribute) is left to :func:`html_findings`.
+    ``hints``: the :func:`scan_hints` of the text, when the caller has it already."""
+    if hints is None:
+        hints = scan_hints(lowered(text))
+    out = _email_findings(text, fld, mail_domain, hints.get("_at", []))
+    out += _link_findings(text, fld, mail_domain, links_allowed)
+    # A phone number inside an address or a link is that address's, not a second finding.
+    taken = [(f.start or 0, f.end or 0) for f in out]
+    for f in _phone_findings(text, fld, region, ignore):
+        if not any(a <= (f.start or 0) < b for a, b in taken):
+            out.append(f)
+    out += _emoji_findings(text, fld)
+    if "_opt_out" in hints and not any(f.code == "opt_out_link" for f in out):
+        m = OPT_OUT.search(text)
+        if m is not None and _URL_HINT.search(text, m.start(), m.start() + 120):
+            out.append(Finding("opt_out_link", fld, m.start(), m.end()))
+    if html:
+        out = [f for f in out if f.start is None or not inside_tag(text, f.start)]
+    return out

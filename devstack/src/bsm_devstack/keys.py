@@ -5,6 +5,8 @@
 * ``BSM_ALIAS_PII_KEY``, ``BSM_DELIVERY_PII_KEY``: base64 of 32 random bytes (AES-256
   key-encryption keys).
 * ``BSM_GATEWAY_TOKEN_KEY``: base64 of 32 random bytes.
+* ``BSM_DELIVERY_VERP_KEY``: base64 of 32 random bytes (HMAC of VERP return paths).
+* ``BSM_DELIVERY_DKIM_KEY``: base64 of a PEM RSA-2048 private key (DKIM for the mail domain).
 
 Existing keys are never regenerated (data encrypted or signed with them must stay readable);
 only keys missing from the file are added. The public halves go to ``.stack/env`` as
@@ -57,6 +59,14 @@ def _new_secret_key() -> str:
     return _b64(os.urandom(32))
 
 
+def _new_dkim_key() -> str:
+    """Base64 of a PEM (PKCS#8) RSA-2048 private key: the dev DKIM key of the mail domain."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _b64(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+
+
 def _generators() -> dict[str, Callable[[], str]]:
     gens: dict[str, Callable[[], str]] = {
         signing_key_var(svc): _new_signing_key for svc in SERVICES
@@ -67,6 +77,9 @@ def _generators() -> dict[str, Callable[[], str]]:
     gens["BSM_TRANSIT_KEY"] = _new_secret_key
     # Shared by delivery (signs action links in mail) and the gateway (verifies them).
     gens["BSM_LINK_KEY"] = _new_secret_key
+    # Delivery: HMAC key of VERP return paths, and the DKIM key of the marketplace domain.
+    gens["BSM_DELIVERY_VERP_KEY"] = _new_secret_key
+    gens["BSM_DELIVERY_DKIM_KEY"] = _new_dkim_key
     return gens
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -22,14 +24,18 @@ from bsm_shared.contract.payloads import (
     MessageAddressed,
     MessageSubmitted,
     PartyRegistered,
+    SellerSettingsChanged,
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.runtime.transit import is_sealed, unseal
 from bsm_shared.topics import Group, Topic
 
 from . import core
+from .blobs import BlobStore, LocalBlobStore
+from .door import DnsLookup, DoorHandler, SpfCheck, serve, spf_checker
 from .settings import AliasSettings
 from .store import AliasStore, migrations
 
@@ -56,8 +62,26 @@ class AliasHandlers:
                 registered_at=incoming.event.occurred_at,
             )
             incoming.released.append(f"party:{data.party_id}")
-        # Seller settings (authorized / blocked senders) arrive with the mail door (issue 3).
+        elif isinstance(data, SellerSettingsChanged):
+            store = self.store(conn)
+            for field, state in (("authorized_senders", "approved"), ("blocked_senders", "blocked")):
+                values = getattr(data, field)
+                if values is not None:  # absent: unchanged; [] clears the list
+                    opened = [self.open(v, f"SellerSettingsChanged.{field}") for v in values]
+                    await store.replace_senders(
+                        data.seller_id, state, [v for v in opened if v is not None]
+                    )
         return []
+
+    def open(self, value: str, context: str) -> str | None:
+        """A settings address in plaintext (outside producers) or unsealed (our gateway)."""
+        if not is_sealed(value):
+            return value
+        key = self.settings.transit_key_bytes()
+        if key is None:
+            log.warning("a sealed %s arrived but BSM_TRANSIT_KEY is not set; ignored", context)
+            return None
+        return unseal(key, value, context)
 
     async def on_submitted(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         msg: MessageSubmitted = incoming.event.data  # type: ignore[assignment]
@@ -151,24 +175,43 @@ class AliasHandlers:
 
 
 def create_runtime(
-    settings: AliasSettings, *, new_id: Callable[[], UUID] = uuid7, **kwargs: object
+    settings: AliasSettings, *, new_id: Callable[[], UUID] = uuid7,
+    spf_check: SpfCheck | None = None, dns_lookup: DnsLookup | None = None,
+    blobs: BlobStore | None = None, **kwargs: object,
 ) -> ServiceRuntime:
-    holder: dict[str, AliasHandlers] = {}
+    """The alias service; with ``settings.smtp_inbound`` set, also the mail door. ``spf_check``
+    or ``dns_lookup`` replace real DNS for SPF (tests), ``blobs`` the local blob store."""
+    holder: dict[str, Any] = {}
+
+    async def door(rt: ServiceRuntime) -> None:
+        where = settings.inbound_address()
+        assert where is not None
+        h = holder["door"] = DoorHandler(
+            rt, store=holder["h"].store, mail_domain=settings.mail_domain,
+            blobs=blobs or LocalBlobStore(Path(settings.blob_dir)),
+            spf_check=spf_check or spf_checker(dns_lookup, settings.spf_timeout_seconds),
+            clock=rt.clock, new_id=new_id,
+        )
+        await serve(h, *where, hostname=settings.mail_domain,
+                    data_size_limit=settings.max_message_bytes)
 
     def handlers(rt: ServiceRuntime) -> dict:
         h = holder["h"] = AliasHandlers(rt, settings, new_id)
         # Order matters: parties are applied before the messages of the same batch.
         return {Topic.PARTIES: h.on_parties, Topic.SUBMITTED: h.on_submitted}
 
-    return ServiceRuntime(
+    rt = ServiceRuntime(
         name=PRODUCER,
         settings=settings,
         group=Group.ALIAS,
         inputs=[Topic.PARTIES, Topic.SUBMITTED],
         migrations=migrations(settings.db_schema or PRODUCER),
         handlers=handlers,
+        background=[door] if settings.inbound_address() else [],
         **kwargs,  # type: ignore[arg-type]
     )
+    rt.door = holder  # type: ignore[attr-defined]  # tests read the door's counters here
+    return rt
 
 
 def create_app(settings: AliasSettings, **kwargs: object) -> FastStream:

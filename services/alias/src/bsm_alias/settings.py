@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from bsm_shared.runtime.settings import ServiceSettings
@@ -19,6 +19,42 @@ class AliasSettings(ServiceSettings):
     party_wait_seconds: float = Field(
         default=10.0, ge=0, description="How long a message waits for a late party registration."
     )
+
+    transit_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BSM_ALIAS_TRANSIT_KEY", "BSM_TRANSIT_KEY"),
+        description="Base64 of the 32-byte key that opens sealed seller settings "
+        "(`bsm_shared.runtime.transit`). Without it, sealed authorized/blocked senders are "
+        "ignored (logged), plaintext ones still apply.",
+    )
+    smtp_inbound: str = Field(
+        default="",
+        validation_alias=AliasChoices("BSM_ALIAS_SMTP_INBOUND", "BSM_SMTP_INBOUND"),
+        description="host:port the mail door listens on (empty: no door, e.g. in tests of the "
+        "consumer alone).",
+    )
+    blob_dir: str = Field(
+        default=".stack/blobs",
+        validation_alias=AliasChoices("BSM_ALIAS_BLOB_DIR", "BSM_BLOB_DIR"),
+        description="Folder of the local blob store (attachments by SHA-256).",
+    )
+    max_message_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024,
+        description="Largest mail the door accepts (552 above it). Policy judges the 10 MB "
+        "attachment limit (B4) with a named rule; this only protects the door.",
+    )
+    spf_timeout_seconds: float = Field(default=5.0, gt=0, description="SPF DNS timeout.")
+
+    def transit_key_bytes(self) -> bytes | None:
+        if self.transit_key is None:
+            return None
+        return base64.b64decode(self.transit_key.get_secret_value())
+
+    def inbound_address(self) -> tuple[str, int] | None:
+        if not self.smtp_inbound:
+            return None
+        host, _, port = self.smtp_inbound.rpartition(":")
+        return host or "127.0.0.1", int(port)
 
     def pii_key_bytes(self) -> bytes:
         return base64.b64decode(self.pii_key.get_secret_value())

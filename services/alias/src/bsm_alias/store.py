@@ -15,6 +15,7 @@ from bsm_shared.runtime.db import check_ident
 from bsm_shared.runtime.pii import PiiVault
 
 from .core import Party, PriorMessage, Relationship
+from .mail import SenderFacts
 
 ALIAS_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 ALIAS_LENGTH = 16  # 16 × log2(36) ≈ 82.7 bits from the CSPRNG (A2 asks for ≥ 75)
@@ -61,6 +62,15 @@ def migrations(schema: str) -> list[str]:
             conversation_started_by text NOT NULL,
             order_id        text
         )""",
+        # A seller's authorized and blocked sender addresses (A4), as blind indexes only: the
+        # door needs equality, never the address itself.
+        f"""CREATE TABLE IF NOT EXISTS {s}.seller_senders (
+            seller_id   text NOT NULL,
+            email_index bytea NOT NULL,
+            state       text NOT NULL CHECK (state IN ('approved', 'blocked')),
+            PRIMARY KEY (seller_id, state, email_index)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS seller_senders_index ON {s}.seller_senders (email_index)",
     ]
 
 
@@ -178,3 +188,40 @@ class AliasStore:
                 message_id, conversation_id, relationship_id, started_by, order_id,
             )
         )
+
+    # -- the mail door ------------------------------------------------------------------------
+    async def replace_senders(self, seller_id: str, state: str, addresses: list[str]) -> None:
+        """The seller's whole list of approved (or blocked) addresses, replacing the old one."""
+        await self.c.execute(
+            f"DELETE FROM {self.s}.seller_senders WHERE seller_id = $1 AND state = $2",
+            seller_id, state,
+        )
+        indexes = sorted({self.vault.blind_index(a) for a in addresses if a.strip()})
+        await self.c.executemany(
+            f"INSERT INTO {self.s}.seller_senders (seller_id, email_index, state) "
+            f"VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [(seller_id, i, state) for i in indexes],
+        )
+
+    async def sender_facts(self, address: str) -> SenderFacts:
+        index = self.vault.blind_index(address)
+        registered = await self.c.fetch(
+            f"SELECT party_id FROM {self.s}.parties WHERE email_index = $1", index
+        )
+        listed = await self.c.fetch(
+            f"SELECT seller_id, state FROM {self.s}.seller_senders WHERE email_index = $1", index
+        )
+        return SenderFacts(
+            registered_party_ids=frozenset(r["party_id"] for r in registered),
+            authorized_for=frozenset(r["seller_id"] for r in listed if r["state"] == "approved"),
+            blocked_for=frozenset(r["seller_id"] for r in listed if r["state"] == "blocked"),
+        )
+
+    async def registered_email(self, party_id: str) -> str | None:
+        """A party's real address, decrypted (the door needs it to scrub it out of mail)."""
+        row = await self.c.fetchrow(
+            f"SELECT data_key, email_enc FROM {self.s}.parties WHERE party_id = $1", party_id
+        )
+        if row is None:
+            return None
+        return self.vault.decrypt(party_id, row["data_key"], "email", row["email_enc"])

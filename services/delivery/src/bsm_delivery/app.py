@@ -24,23 +24,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiosmtplib
 import asyncpg
 from faststream import FastStream
 
 from bsm_shared.contract import BouncedEvent, DeliveredEvent
-from bsm_shared.contract.payloads import PartyRegistered, PolicyChecked
+from bsm_shared.contract.payloads import (
+    Bounced,
+    PartyRegistered,
+    PolicyChecked,
+    SellerSettingsChanged,
+)
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.runtime.transit import is_sealed, unseal
 from bsm_shared.topics import Group, Topic
 
-from . import core
+from . import core, dkim_sign, notices, verp
 from .settings import DeliverySettings
 
 log = logging.getLogger("bsm.delivery")
@@ -84,6 +91,24 @@ def migrations(schema: str) -> list[str]:
             delivered_at    timestamptz NOT NULL
         )""",
         f"CREATE INDEX IF NOT EXISTS mailbox_recipient ON {s}.mailbox (recipient_party_id)",
+        # Seller settings delivery needs for bounce notices (D1, D1b); the customer-service
+        # address encrypted under a data key of its own (settings may precede the party).
+        f"""CREATE TABLE IF NOT EXISTS {s}.seller_settings (
+            seller_id    text PRIMARY KEY,
+            data_key     bytea NOT NULL,
+            cs_email_enc bytea,
+            opt_out_bounce_notices boolean NOT NULL DEFAULT false
+        )""",
+        # One notice per bounced message at most (the message id is the key).
+        f"""CREATE TABLE IF NOT EXISTS {s}.notices (
+            message_id      text PRIMARY KEY,
+            bounced         text NOT NULL,
+            state           text NOT NULL DEFAULT 'pending'
+                            CHECK (state IN ('pending', 'sent', 'failed')),
+            attempts        integer NOT NULL DEFAULT 0,
+            next_attempt_at timestamptz NOT NULL DEFAULT now(),
+            last_error      text
+        )""",
     ]
 
 
@@ -96,6 +121,17 @@ class Delivery:
         self.wake = asyncio.Event()
         rt.committed_callbacks.append(self.wake.set)
         self.sent = 0
+        self.verp_key = settings.verp_key_bytes()
+        self.dkim_key = settings.dkim_key_pem()
+
+    def return_path(self, message_id: str, domain: str, now: datetime) -> str:
+        """The signed VERP envelope sender of one message (plain ``bounces@`` without a key,
+        or for a message id that cannot stand in a local part)."""
+        if self.verp_key is not None:
+            expires = now + timedelta(days=self.settings.verp_valid_days)
+            with contextlib.suppress(verp.VerpError):
+                return verp.return_path(self.verp_key, message_id, expires, domain)
+        return f"{BOUNCE_ADDRESS_LOCAL}@{domain}"
 
     # -- consumer side ------------------------------------------------------------------------
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
@@ -113,7 +149,130 @@ class Delivery:
                 data.party_id, data.role, data.display_name, data.locale, key,
                 self.vault.encrypt(data.party_id, key, "email", data.email),
             )
+        elif isinstance(data, SellerSettingsChanged):
+            await self._seller_settings(conn, data)
         return []
+
+    async def _seller_settings(self, conn: asyncpg.Connection, data: SellerSettingsChanged) -> None:
+        row = await conn.fetchrow(
+            f"SELECT data_key FROM {self.s}.seller_settings WHERE seller_id = $1", data.seller_id
+        )
+        key = row["data_key"] if row else self.vault.new_data_key(data.seller_id)
+        await conn.execute(
+            f"INSERT INTO {self.s}.seller_settings (seller_id, data_key) VALUES ($1, $2) "
+            f"ON CONFLICT (seller_id) DO NOTHING", data.seller_id, key,
+        )
+        if data.customer_service_email is not None:
+            value = data.customer_service_email
+            if is_sealed(value):
+                transit = self.settings.transit_key_bytes()
+                if transit is None:
+                    log.warning("a sealed customer_service_email arrived without "
+                                "BSM_TRANSIT_KEY; ignored")
+                    value = ""
+                else:
+                    value = unseal(transit, value, "SellerSettingsChanged.customer_service_email")
+            await conn.execute(
+                f"UPDATE {self.s}.seller_settings SET cs_email_enc = $2 WHERE seller_id = $1",
+                data.seller_id,
+                self.vault.encrypt(data.seller_id, key, "cs_email", value) if value else None,
+            )
+        if data.opt_out_bounce_notices is not None:
+            await conn.execute(
+                f"UPDATE {self.s}.seller_settings SET opt_out_bounce_notices = $2 "
+                f"WHERE seller_id = $1", data.seller_id, data.opt_out_bounce_notices,
+            )
+
+    async def on_bounced(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        """Every outcome ``Bounced`` (alias's and ours) may owe its sender a notice (D1)."""
+        bounce: Bounced = incoming.event.data  # type: ignore[assignment]
+        sender = await conn.fetchrow(
+            f"SELECT role FROM {self.s}.parties WHERE party_id = $1", bounce.sender_party_id or ""
+        )
+        opted_out = bool(await conn.fetchval(
+            f"SELECT opt_out_bounce_notices FROM {self.s}.seller_settings WHERE seller_id = $1",
+            bounce.sender_party_id or "",
+        ))
+        if notices.wants_notice(bounce, sender_registered=sender is not None,
+                                sender_role=sender["role"] if sender else None,
+                                seller_opted_out=opted_out):
+            await conn.execute(
+                f"INSERT INTO {self.s}.notices (message_id, bounced) VALUES ($1, $2) "
+                f"ON CONFLICT (message_id) DO NOTHING",
+                bounce.message_id, bounce.model_dump_json(),
+            )
+        return []
+
+    # -- bounce notices -----------------------------------------------------------------------
+    async def _notice_address(self, conn: asyncpg.Connection, party_id: str) -> tuple[str, str] | None:
+        """(address, locale) a notice goes to: a seller's customer-service address if set,
+        else the registered address."""
+        party = await conn.fetchrow(
+            f"SELECT role, locale, data_key, email_enc FROM {self.s}.parties WHERE party_id = $1",
+            party_id,
+        )
+        if party is None:
+            return None
+        if party["role"] == "seller":
+            cs = await conn.fetchrow(
+                f"SELECT data_key, cs_email_enc FROM {self.s}.seller_settings "
+                f"WHERE seller_id = $1", party_id,
+            )
+            if cs is not None and cs["cs_email_enc"] is not None:
+                return self.vault.decrypt(party_id, cs["data_key"], "cs_email",
+                                          cs["cs_email_enc"]), party["locale"]
+        return self.vault.decrypt(party_id, party["data_key"], "email",
+                                  party["email_enc"]), party["locale"]
+
+    async def send_notices(self) -> int:
+        """Send due notices once (own transaction); returns how many were attempted."""
+        assert self.rt.pool is not None
+        domain = self.settings.mail_domain
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT message_id, bounced, attempts FROM {self.s}.notices "
+                f"WHERE state = 'pending' AND next_attempt_at <= now() "
+                f"ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.settings.batch_size,
+            )
+            if not rows:
+                return 0
+            now = self.rt.clock()
+            host, port = self.settings.relay_address()
+            smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+            try:
+                await smtp.connect()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.warning("SMTP relay unreachable for notices: %s", exc)
+                return 0
+            try:
+                for row in rows:
+                    bounce = Bounced.model_validate_json(row["bounced"])
+                    target = await self._notice_address(conn, bounce.sender_party_id or "")
+                    error = "sender_unknown" if target is None else None
+                    if target is not None:
+                        mail = notices.notice_mail(bounce, to=target[0], locale=target[1],
+                                                   domain=domain, now=now)
+                        try:
+                            await smtp.send_message(
+                                mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}",
+                                recipients=[target[0]],
+                            )
+                        except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
+                            error = f"smtp_error:{type(exc).__name__}"
+                    attempts = row["attempts"] + 1
+                    state = "sent" if error is None else (
+                        "failed" if attempts >= self.settings.max_attempts else "pending")
+                    await conn.execute(
+                        f"UPDATE {self.s}.notices SET state = $2, attempts = $3, "
+                        f"last_error = $4, next_attempt_at = $5 WHERE message_id = $1",
+                        row["message_id"], state, attempts, error,
+                        core.next_attempt(now, attempts, self.settings.first_retry_seconds),
+                    )
+            finally:
+                with contextlib.suppress(Exception):
+                    await smtp.quit()
+        return len(rows)
 
     async def on_policy_checked(
         self, conn: asyncpg.Connection, incoming: Incoming
@@ -142,7 +301,7 @@ class Delivery:
         backoff = 0.2
         while True:
             try:
-                if await self.deliver_due() == 0:
+                if await self.deliver_due() + await self.send_notices() == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=0.5)
                     self.wake.clear()
@@ -230,11 +389,12 @@ class Delivery:
     ) -> tuple[str | None, bool]:
         if address is None:
             return "recipient_address_unknown", False
-        mail = core.compose(pc, domain=domain, now=now)
+        raw = core.compose(pc, domain=domain, now=now).as_bytes(policy=email.policy.SMTP)
+        if self.dkim_key is not None:
+            raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
+                                 private_key_pem=self.dkim_key)
         try:
-            await smtp.send_message(
-                mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}", recipients=[address]
-            )
+            await smtp.sendmail(self.return_path(pc.message_id, domain, now), [address], raw)
             return None, False
         except aiosmtplib.SMTPResponseException as exc:
             return f"smtp_{exc.code}", core.is_permanent(exc.code)
@@ -299,7 +459,8 @@ def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRunti
     def handlers(rt: ServiceRuntime) -> dict:
         d = holder["d"] = Delivery(rt, settings)
         # Order matters: parties are applied before the decisions of the same batch.
-        return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked}
+        return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked,
+                Topic.BOUNCED: d.on_bounced}
 
     async def worker(rt: ServiceRuntime) -> None:
         await holder["d"].run_worker()
@@ -308,7 +469,7 @@ def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRunti
         name=PRODUCER,
         settings=settings,
         group=Group.DELIVERY,
-        inputs=[Topic.PARTIES, Topic.POLICY_CHECKED],
+        inputs=[Topic.PARTIES, Topic.POLICY_CHECKED, Topic.BOUNCED],
         migrations=migrations(settings.db_schema or PRODUCER),
         handlers=handlers,
         background=[worker],

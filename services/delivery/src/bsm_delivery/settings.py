@@ -28,6 +28,37 @@ class DeliverySettings(ServiceSettings):
         default=4, ge=1, le=64, description="SMTP connections a worker batch uses at once."
     )
 
+    verp_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the HMAC key of VERP return paths (`bounces+<id>.<exp>.<mac>@`). "
+        "Without it the envelope sender is plain `bounces@<domain>`.",
+    )
+    verp_valid_days: float = Field(
+        default=14.0, gt=0, description="How long a return path accepts bounce reports."
+    )
+    dkim_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the PEM RSA private key that DKIM-signs outgoing mail for the "
+        "marketplace domain. Without it mail goes out unsigned.",
+    )
+    dkim_selector: str = Field(default="bsm1", description="DKIM selector (`<sel>._domainkey`).")
+
+    transit_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BSM_DELIVERY_TRANSIT_KEY", "BSM_TRANSIT_KEY"),
+        description="Base64 of the key that opens sealed seller settings (the customer-service "
+        "address of bounce notices). Without it a sealed one is ignored.",
+    )
+
+    def transit_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.transit_key.get_secret_value()) if self.transit_key else None
+
+    def verp_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.verp_key.get_secret_value()) if self.verp_key else None
+
+    def dkim_key_pem(self) -> bytes | None:
+        return base64.b64decode(self.dkim_key.get_secret_value()) if self.dkim_key else None
+
     def pii_key_bytes(self) -> bytes:
         return base64.b64decode(self.pii_key.get_secret_value())
 

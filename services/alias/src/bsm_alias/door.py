@@ -1,0 +1,261 @@
+"""The mail door: an aiosmtpd SMTP server for the marketplace mail domain (adapter).
+
+The dialogue does the refusing (no bounce is ever mailed to an unverified sender):
+
+* ``RCPT TO`` an address that is not an alias → ``550 5.1.1``; a second alias → ``452 4.5.3``;
+  an envelope sender that is not the other party of the alias's relationship (registered
+  address, or a seller's authorized one) → ``550 5.7.1``; a blocked address → ``550 5.7.1``.
+* ``DATA``: SPF ``fail`` → ``550 5.7.23``; a header ``From`` other than the envelope sender
+  must be at the same domain with SPF ``pass`` (``550 5.7.1`` / ``550 5.7.23``).
+
+An accepted mail is parsed and scrubbed (:mod:`bsm_alias.mail`), its attachments stored by
+hash, and a ``MessageSubmitted`` (channel ``email``, ``submitted_at`` = when the door received
+the DATA, B5) is put into the alias service's outbox; ``250`` is answered only after that
+transaction committed, so an accepted mail is never lost. The same mail sent twice (a client
+retrying after a lost ``250``) gets the same message id — derived from the sender and the mail's
+own Message-ID — and the alias consumer addresses it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import spf
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bsm_shared.contract import MessageSubmittedEvent
+from bsm_shared.contract.payloads import AttachmentRef, MessageSubmitted
+from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.runtime.consumer import Outgoing
+from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.topics import Topic
+
+from . import core, mail
+from .blobs import BlobStore
+from .store import AliasStore
+
+log = logging.getLogger("bsm.alias.door")
+
+#: Namespace of message ids derived from (sender, the mail's own Message-ID).
+_DOOR_NS = uuid.UUID("0b6f3d52-3c1e-4d8a-9a0e-5d7a1c2e9f41")
+
+SpfCheck = Callable[[str, str, str], Awaitable[str]]
+DnsLookup = Callable[[str, str], list[Any]]
+
+
+class _Query(spf.query):  # type: ignore[misc]
+    """pyspf's query with its DNS lookup replaced (offline tests, fixed records)."""
+
+    def __init__(self, lookup: DnsLookup, **kwargs: Any) -> None:
+        self._lookup = lookup
+        super().__init__(**kwargs)
+
+    def dns(self, name: str, qtype: str, cnames: Any = None, ignore_void: bool = False) -> list[Any]:
+        return self._lookup(name.lower().rstrip("."), qtype)
+
+
+def spf_checker(lookup: DnsLookup | None = None, timeout: float = 5.0) -> SpfCheck:
+    """An SPF check ``(ip, envelope sender, helo) -> result`` with pyspf; ``lookup`` replaces
+    DNS: it gets ``(name, qtype)`` and returns what pyspf's ``dns`` returns (TXT: ``[[b"…"]]``)."""
+
+    def check(ip: str, sender: str, helo: str) -> str:
+        if lookup is not None:
+            query = _Query(lookup, i=ip, s=sender, h=helo or "unknown", timeout=timeout)
+        else:
+            query = spf.query(i=ip, s=sender, h=helo or "unknown", timeout=timeout)
+        result, _code, _text = query.check()
+        return str(result)
+
+    async def run(ip: str, sender: str, helo: str) -> str:
+        return await asyncio.to_thread(check, ip, sender, helo)
+
+    return run
+
+
+@dataclass
+class _Accepted:
+    """What RCPT established, kept on the envelope for DATA."""
+
+    relationship: core.Relationship
+    owner: core.Party
+    sender_id: str
+
+
+class DoorHandler:
+    """aiosmtpd handler: ``handle_MAIL`` / ``handle_RCPT`` / ``handle_DATA``."""
+
+    def __init__(
+        self, rt: ServiceRuntime, *, store: Callable[[Any], AliasStore], mail_domain: str,
+        blobs: BlobStore, spf_check: SpfCheck, clock: Callable[[], datetime],
+        new_id: Callable[[], uuid.UUID],
+    ) -> None:
+        self.rt = rt
+        self.store = store
+        self.domain = mail_domain.lower()
+        self.blobs = blobs
+        self.spf_check = spf_check
+        self.clock = clock
+        self.new_id = new_id
+        self.accepted = 0
+        self.refused: dict[str, int] = {}
+
+    def _refuse(self, refusal: mail.Refusal, where: str) -> str:
+        self.refused[refusal.reason_code] = self.refused.get(refusal.reason_code, 0) + 1
+        # No address in the log line: the reason code and the stage say what happened.
+        log.info("door refused at %s: %s", where, refusal.reason_code)
+        return refusal.reply()
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if envelope.rcpt_tos:
+            return self._refuse(mail.ONE_ALIAS, "rcpt")
+        if not envelope.mail_from:
+            return self._refuse(mail.NULL_SENDER, "rcpt")
+        local = core.alias_local_part(address, self.domain)
+        assert self.rt.pool is not None
+        try:
+            async with self.rt.pool.acquire() as conn:
+                store = self.store(conn)
+                found = await store.by_alias(local) if local else None
+                if found is None:
+                    return self._refuse(mail.UNKNOWN_ALIAS, "rcpt")
+                relationship, owner = found
+                facts = await store.sender_facts(envelope.mail_from)
+        except Exception:  # noqa: BLE001 - a temporary failure: the client retries later
+            log.exception("door lookup failed")
+            return "451 4.3.0 Temporary failure, try again later"
+        decided = mail.authorize_sender(relationship, owner.party_id, facts)
+        if isinstance(decided, mail.Refusal):
+            return self._refuse(decided, "rcpt")
+        envelope.rcpt_tos.append(address)
+        envelope.bsm = _Accepted(relationship, owner, decided)  # type: ignore[attr-defined]
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at = self.clock()  # B5: the platform's clock starts when the door has the mail
+        ctx: _Accepted | None = getattr(envelope, "bsm", None)
+        if ctx is None:
+            return "554 5.5.1 No valid recipients"
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        try:
+            parsed = mail.parse(raw)
+        except Exception:  # noqa: BLE001 - the email package is lenient; this is a last resort
+            log.exception("unparseable mail")
+            return "550 5.6.0 The message could not be read as MIME (RFC 5322/2045)"
+        header_from = parsed.header_from[0][1] if len(parsed.header_from) == 1 else None
+        sender = str(envelope.mail_from)
+        ip = session.peer[0] if isinstance(session.peer, tuple) else "127.0.0.1"
+        try:
+            spf_result = await self.spf_check(ip, sender, session.host_name or "")
+        except Exception:  # noqa: BLE001 - pyspf raises on malformed input: treat as no record
+            spf_result = "permerror"
+        refusal = mail.check_header_from(sender, header_from, spf_result)
+        if refusal is not None:
+            return self._refuse(refusal, "data")
+        try:
+            message_id = await self._submit(ctx, parsed, sender, received_at)
+        except Exception:  # noqa: BLE001 - nothing committed: the client keeps the mail, retries
+            log.exception("door could not record the mail")
+            return "451 4.3.0 Temporary failure, try again later"
+        self.accepted += 1
+        return f"250 2.0.0 Ok: queued as {message_id}"
+
+    async def _submit(
+        self, ctx: _Accepted, parsed: mail.ParsedMail, envelope_sender: str, received_at: datetime
+    ) -> str:
+        rel, domain = ctx.relationship, self.domain
+        sender_alias = rel.alias_of(ctx.sender_id, domain)
+        owner_alias = rel.alias_of(ctx.owner.party_id, domain)
+        assert self.rt.pool is not None
+        async with self.rt.pool.acquire() as conn:
+            store = self.store(conn)
+            sender = await store.party(ctx.sender_id)
+            sender_real = await store.registered_email(ctx.sender_id)
+            owner_real = await store.registered_email(ctx.owner.party_id)
+        addresses, names = mail.identity_map(
+            envelope_sender=envelope_sender, header_from=parsed.header_from,
+            sender_real=sender_real, recipient_real=owner_real, sender_alias=sender_alias,
+            recipient_alias=owner_alias, public_name=sender.display_name if sender else "",
+        )
+
+        def scrub(value: str | None) -> str | None:
+            return None if value is None else mail.scrub(value, addresses, names)
+
+        refs = []
+        for att in parsed.attachments:
+            digest = await self.blobs.put(att.content)
+            refs.append(AttachmentRef(
+                sha256=digest, size=len(att.content), content_type=att.content_type,
+                filename=scrub(att.filename) or "attachment",
+            ))
+        if parsed.message_id:
+            message_id = str(uuid.uuid5(_DOOR_NS, f"{ctx.sender_id}\n{parsed.message_id}"))
+        else:
+            message_id = str(self.new_id())
+        text, html = scrub(parsed.text), scrub(parsed.html)
+        data = MessageSubmitted(
+            message_id=message_id, channel="email", sender={"party_id": ctx.sender_id},
+            recipient={"address": owner_alias}, subject=scrub(parsed.subject) or "",
+            text=text if text is not None or html is not None else "", html=html,
+            attachments=refs, in_reply_to=mail.reply_target(parsed, domain),
+            submitted_at=received_at,
+        )
+        event = build_event(
+            MessageSubmittedEvent, data, event_id=derived_event_id(message_id, "door"),
+            occurred_at=received_at, producer="alias", correlation_id=message_id,
+        )
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            await self.rt.record(conn, [Outgoing(Topic.SUBMITTED, rel.relationship_id, event)])
+        assert self.rt.relay is not None
+        self.rt.relay.wake()
+        return message_id
+
+
+async def serve(handler: DoorHandler, host: str, port: int, *, hostname: str,
+                data_size_limit: int) -> None:
+    """Listen until cancelled (a ``ServiceRuntime`` background job)."""
+    # aiosmtpd logs every envelope sender and recipient at INFO ("mail.log"): real addresses
+    # must not reach a log line, and our own refusal log says what happened without them.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    loop = asyncio.get_running_loop()
+    sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def session() -> SMTP:
+        protocol = SMTP(handler, hostname=hostname, ident="bsm mail door",
+                        data_size_limit=data_size_limit, enable_SMTPUTF8=True)
+        sessions.add(protocol)
+        return protocol
+
+    server = await loop.create_server(session, host, port)
+    log.info("mail door listening on %s:%d", host, port)
+    try:
+        await server.serve_forever()
+    finally:
+        server.close()
+        # Open client sessions would keep the service from stopping (Python 3.11.7+ waits for
+        # them in wait_closed, and each holds its handler task): a stopping door drops them;
+        # a client whose DATA was not answered with 250 keeps its mail and retries.
+        for protocol in list(sessions):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2.0)

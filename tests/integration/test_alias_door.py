@@ -1,0 +1,208 @@
+"""The mail door in this process (own port), against the real Kafka and PostgreSQL."""
+
+import asyncio
+import contextlib
+import base64
+import json
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bsm_alias.app import create_runtime
+from bsm_alias.settings import AliasSettings
+from bsm_shared.runtime.transit import seal
+from tests.factories import uid
+from tests.mail_support import CLIENTS, asmtp_send, corpus_mail, free_port, simple_mail
+from tests.stack import platform_event
+
+DNS = {  # SPF records the test's "DNS" answers (pyspf with the lookup injected: no network)
+    ("shop.example", "TXT"): [[b"v=spf1 ip4:127.0.0.1 -all"]],
+    ("elsewhere.example", "TXT"): [[b"v=spf1 ip4:192.0.2.1 -all"]],
+}
+
+
+def lookup(name: str, qtype: str) -> list:
+    return DNS.get((name, qtype), [])
+
+
+async def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the door never listened on {port}")
+
+
+@contextlib.asynccontextmanager
+async def stopped_in_time(rt):
+    """Like tests.stack.running, but each stop step bounded, naming the step that hangs."""
+    await rt.start()
+    await rt.broker.start()
+    await rt.start_background()
+    try:
+        yield rt
+    finally:
+        for step in (rt.stop_background, rt.broker.stop, rt.stop):
+            try:
+                await asyncio.wait_for(step(), 20)
+            except TimeoutError:
+                raise AssertionError(f"{step.__qualname__} did not finish in 20 s") from None
+
+
+@pytest.fixture
+async def door(kafka, prefix, settings_for, env, tmp_path):
+    """A running alias service with its door, a buyer and a seller with a first message between
+    them (so the pair has aliases), the seller's authorized and blocked senders."""
+    port = free_port()
+    settings = settings_for(AliasSettings, "alias", smtp_inbound=f"127.0.0.1:{port}",
+                            blob_dir=str(tmp_path / "blobs"),
+                            transit_key=env["BSM_TRANSIT_KEY"])
+    b, s, mid = "b-" + uid(), "s-" + uid(), "m-" + uid()
+    people = {"buyer": b, "seller": s, "first": mid, "port": port, "blobs": tmp_path / "blobs",
+              "buyer_mail": f"ana.{uid()}@buyer.example", "seller_mail": f"ventas.{uid()}@shop.example",
+              "authorized": f"soporte.{uid()}@shop.example", "blocked": f"becario.{uid()}@shop.example"}
+    rt = create_runtime(settings, dns_lookup=lookup)
+    async with stopped_in_time(rt):
+        t = prefix + "bsm.parties"
+        for pid, role, addr, name in ((b, "buyer", people["buyer_mail"], "Ana García"),
+                                      (s, "seller", people["seller_mail"], "Muebles Sol")):
+            await kafka.publish(t, platform_event("PartyRegistered", {
+                "party_id": pid, "role": role, "email": addr, "display_name": name}, pid), pid)
+        key = base64.b64decode(env["BSM_TRANSIT_KEY"])
+        await kafka.publish(t, platform_event("SellerSettingsChanged", {
+            "seller_id": s,
+            "authorized_senders": [seal(key, people["authorized"],
+                                        "SellerSettingsChanged.authorized_senders")],
+            "blocked_senders": [people["blocked"]]}, s), s)
+        await kafka.publish(prefix + "bsm.messages.submitted", platform_event("MessageSubmitted", {
+            "message_id": mid, "channel": "api", "sender": {"party_id": b},
+            "recipient": {"party_id": s}, "subject": "Silla", "text": "¿Cuándo llega?",
+            "submitted_at": "2026-11-20T10:00:00Z"}, mid), mid)
+        [first] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                      lambda e: e["data"]["message_id"] == mid)
+        people["buyer_alias"] = first["data"]["sender_alias"]
+        people["seller_alias"] = first["data"]["recipient_alias"]
+        people["conversation"] = first["data"]["conversation_id"]
+        people["rt"] = rt
+        await wait_listening(port)
+        yield people
+
+
+async def send(door, sender, to, raw):
+    return await asmtp_send("127.0.0.1", door["port"], sender, [to], raw)
+
+
+async def test_an_unknown_alias_is_refused_at_rcpt_with_550_5_1_1(door):
+    code, text = await send(door, door["seller_mail"], "nosuchalias12345@marketplace.example",
+                            simple_mail(door["seller_mail"], "x"))
+    assert (code, text[:5]) == (550, "5.1.1")
+
+
+async def test_unknown_and_blocked_senders_are_refused_in_the_dialogue_naming_a4(door):
+    stranger = f"spam.{uid()}@elsewhere.example"
+    for sender in (stranger, door["blocked"]):
+        code, text = await send(door, sender, door["buyer_alias"],
+                                simple_mail(sender, door["buyer_alias"]))
+        assert code == 550 and text.startswith("5.7.1") and "(A4)" in text
+    assert door["rt"].door["door"].refused == {"unknown_sender": 1, "blocked_sender": 1}
+
+
+async def test_the_buyer_cannot_write_to_their_own_alias(door):
+    code, text = await send(door, door["buyer_mail"], door["buyer_alias"],
+                            simple_mail(door["buyer_mail"], door["buyer_alias"]))
+    assert (code, text[:5]) == (550, "5.7.1")
+
+
+async def test_a_forged_header_from_is_refused_unless_same_domain_with_spf_pass(door):
+    other_domain = simple_mail(door["seller_mail"], door["buyer_alias"],
+                               from_header="ceo@elsewhere.example")
+    code, text = await send(door, door["seller_mail"], door["buyer_alias"], other_domain)
+    assert (code, text[:5]) == (550, "5.7.1")
+    # Same domain, and the test DNS says 127.0.0.1 may send for shop.example: SPF passes.
+    colleague = simple_mail(door["seller_mail"], door["buyer_alias"],
+                            from_header=f"pedidos.{uid()}@shop.example")
+    code, _ = await send(door, door["seller_mail"], door["buyer_alias"], colleague)
+    assert code == 250
+
+
+async def test_an_spf_fail_for_the_envelope_sender_is_refused_with_5_7_23(door, kafka, prefix):
+    # The seller authorizes an address at a domain whose SPF allows only 192.0.2.1; mail from
+    # it arriving from 127.0.0.1 passes RCPT (authorized) and fails SPF at DATA.
+    addr = f"outsourced.{uid()}@elsewhere.example"
+    await kafka.publish(prefix + "bsm.parties", platform_event("SellerSettingsChanged", {
+        "seller_id": door["seller"], "authorized_senders": [addr]}, door["seller"]),
+        door["seller"])
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        code, text = await send(door, addr, door["buyer_alias"], simple_mail(addr, door["buyer_alias"]))
+        if code != 550 or not text.startswith("5.7.1") or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.5)  # the settings event is still on its way
+    assert (code, text[:6]) == (550, "5.7.23"), text
+    assert "SPF" in text
+
+
+async def test_a_sellers_reply_from_an_authorized_address_is_submitted_and_threads(
+    door, kafka, prefix
+):
+    before = datetime.now(UTC)
+    raw = corpus_mail("outlook_reply", **{
+        "from": door["authorized"], "from_name": "Juan Perez", "to": door["buyer_alias"],
+        "to_name": "Ana García", "subject": "Silla",
+        "in_reply_to": f"{door['first']}@marketplace.example"})
+    code, text = await send(door, door["authorized"], door["buyer_alias"], raw)
+    assert code == 250, text
+    message_id = text.rsplit(" ", 1)[1]
+    [submitted] = await kafka.collect(prefix + "bsm.messages.submitted",
+                                      lambda e: e["data"]["message_id"] == message_id)
+    data = submitted["data"]
+    assert submitted["producer"] == "alias" and submitted["signature"].startswith("ed25519:")
+    assert data["channel"] == "email" and data["sender"]["party_id"] == door["seller"]
+    assert data["recipient"]["address"] == door["buyer_alias"]
+    assert data["in_reply_to"] == door["first"]
+    assert before <= datetime.fromisoformat(data["submitted_at"]) <= datetime.now(UTC)
+    assert "mañana" in data["text"]
+    dumped = json.dumps(submitted).lower()
+    for real in (door["authorized"], door["seller_mail"], door["buyer_mail"], "juan perez"):
+        assert real.lower() not in dumped
+    [addressed] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                      lambda e: e["data"]["message_id"] == message_id)
+    assert addressed["data"]["conversation_id"] == door["conversation"]
+    assert addressed["data"]["sender_alias"] == door["seller_alias"]
+
+
+async def test_the_same_mail_sent_twice_is_submitted_under_one_message_id(door, kafka, prefix):
+    raw = simple_mail(door["seller_mail"], door["buyer_alias"], body="Dos veces",
+                      in_reply_to=f"<{door['first']}@marketplace.example>")
+    first = await send(door, door["seller_mail"], door["buyer_alias"], raw)
+    second = await send(door, door["seller_mail"], door["buyer_alias"], raw)
+    assert first[0] == second[0] == 250 and first[1] == second[1]
+    mid = first[1].rsplit(" ", 1)[1]
+    found = await kafka.collect(prefix + "bsm.messages.addressed",
+                                lambda e: e["data"]["message_id"] == mid, settle=1.5)
+    assert len(found) == 1
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_every_client_shape_is_accepted_and_its_attachments_stored_by_hash(
+    door, kafka, prefix, client
+):
+    raw = corpus_mail(client, **{
+        "from": door["buyer_mail"], "from_name": "Ana Garcia", "to": door["seller_alias"],
+        "to_name": "Muebles Sol", "subject": "Silla",
+        "in_reply_to": f"{door['first']}@marketplace.example"})
+    code, text = await send(door, door["buyer_mail"], door["seller_alias"], raw)
+    assert code == 250, text
+    mid = text.rsplit(" ", 1)[1]
+    [event] = await kafka.collect(prefix + "bsm.messages.submitted",
+                                  lambda e: e["data"]["message_id"] == mid)
+    for ref in event["data"]["attachments"]:
+        stored = Path(door["blobs"]) / ref["sha256"][:2] / ref["sha256"]
+        assert stored.stat().st_size == ref["size"]
+    assert door["buyer_mail"] not in json.dumps(event)

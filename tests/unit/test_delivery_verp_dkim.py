@@ -1,0 +1,71 @@
+"""VERP return paths (signed, expiring) and DKIM signatures of outgoing mail."""
+
+import base64
+import re
+from datetime import UTC, datetime, timedelta
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bsm_delivery import dkim_sign, verp
+
+KEY, DOMAIN = b"k" * 32, "marketplace.example"
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+MID = "0193a5c2-7d1e-7b2a-9c3d-1e2f3a4b5c6d"
+
+
+def test_a_return_path_names_its_message_and_reads_back_until_it_expires():
+    path = verp.return_path(KEY, MID, NOW + timedelta(days=14), DOMAIN)
+    assert re.fullmatch(r"bounces\+[0-9a-f-]+\.[0-9a-z]+\.[a-z2-7]{12}@marketplace\.example", path)
+    assert len(path.partition("@")[0]) <= 64, "a local part fits RFC 5321's 64 octets"
+    assert verp.read_return_path(KEY, path, domain=DOMAIN, now=NOW) == MID
+    assert verp.read_return_path(KEY, path.replace(DOMAIN, DOMAIN.upper()), domain=DOMAIN,
+                                 now=NOW) == MID
+
+
+def test_an_expired_return_path_is_refused():
+    path = verp.return_path(KEY, MID, NOW + timedelta(days=14), DOMAIN)
+    with pytest.raises(verp.VerpError, match="expired"):
+        verp.read_return_path(KEY, path, domain=DOMAIN, now=NOW + timedelta(days=14, seconds=1))
+
+
+def test_a_return_path_for_another_message_or_a_later_expiry_is_refused_as_forged():
+    path = verp.return_path(KEY, MID, NOW + timedelta(days=1), DOMAIN)
+    local, _, _ = path.partition("@")
+    _, expires, mac = local.rsplit(".", 2)
+    other_message = f"bounces+{MID[:-1]}e.{expires}.{mac}@{DOMAIN}"
+    later = f"bounces+{MID}.{expires}z.{mac}@{DOMAIN}"
+    for forged in (other_message, later):
+        with pytest.raises(verp.VerpError, match="not issued"):
+            verp.read_return_path(KEY, forged, domain=DOMAIN, now=NOW)
+    with pytest.raises(verp.VerpError, match="not issued"):
+        verp.read_return_path(b"x" * 32, path, domain=DOMAIN, now=NOW)
+
+
+def test_an_address_that_is_not_a_return_path_is_refused():
+    for address in ("bounces@marketplace.example", f"bounces+{MID}.x.y@other.example", "a@b"):
+        with pytest.raises(verp.VerpError):
+            verp.read_return_path(KEY, address, domain=DOMAIN, now=NOW)
+
+
+def test_outgoing_mail_carries_a_dkim_signature_that_verifies_against_the_published_key():
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = base64.b64encode(private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    raw = (b"From: Muebles Sol <ssssssssssssssss@marketplace.example>\r\n"
+           b"To: bbbbbbbbbbbbbbbb@marketplace.example\r\nSubject: Silla\r\n"
+           b"Message-ID: <m1@marketplace.example>\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\n"
+           b"\r\nSale ma\xc3\xb1ana.\r\n")
+    signed = dkim_sign.sign(raw, domain=DOMAIN, selector="bsm1", private_key_pem=pem)
+    assert signed.startswith(b"DKIM-Signature:") and b"d=marketplace.example" in signed
+
+    def dns(name, timeout=5):
+        assert name == b"bsm1._domainkey.marketplace.example."
+        return f"v=DKIM1; k=rsa; p={public}".encode()
+
+    assert dkim.verify(signed, dnsfunc=dns)
+    assert not dkim.verify(signed.replace(b"Sale", b"Vale"), dnsfunc=dns)

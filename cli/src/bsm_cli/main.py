@@ -179,5 +179,10 @@ def replay(
         raise typer.Exit(1)
 
 
+from bsm_cli.token import token as token_command  # noqa: E402 - `bsm token` (gateway)
+
+app.command("token")(token_command)
+
+
 if __name__ == "__main__":
     app()

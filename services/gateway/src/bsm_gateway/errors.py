@@ -1,0 +1,63 @@
+"""Errors as JSON, never a stack trace: ``{"error", "detail", ...}`` on the bsm API, and the
+Selling Partner API's ``{"errors": [{"code", "message", "details"}]}`` under ``/messaging/``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("bsm.gateway")
+
+SP_PREFIX = "/messaging/"
+_SP_CODES = {400: "InvalidInput", 401: "Unauthorized", 403: "Unauthorized", 404: "NotFound",
+             409: "Conflict", 413: "RequestEntityTooLarge", 415: "UnsupportedMediaType",
+             422: "InvalidInput", 501: "NotImplemented", 503: "ServiceUnavailable"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+def render(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if request.url.path.startswith(SP_PREFIX):
+        # The SP-API shape, with bsm's code (rule and reason) kept in `details`.
+        details = code + (f" (rule {extra['rule']})" if extra.get("rule") else "")
+        return JSONResponse(status_code=status, headers=headers, content={"errors": [
+            {"code": _SP_CODES.get(status, "InternalFailure"), "message": detail,
+             "details": details}]})
+    return JSONResponse(status_code=status, headers=headers,
+                        content={"error": code, "detail": detail, **extra})
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return render(request, exc.status, exc.code, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(x) for x in e["loc"] if x != "body"), "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        return render(request, 422, "invalid_request",
+                      "The request does not have the expected shape.", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return render(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, 500, "internal_error",
+                      "Something went wrong on our side; nothing was changed. Try again.")

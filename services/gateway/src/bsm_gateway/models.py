@@ -1,0 +1,169 @@
+"""The HTTP API's request and response shapes (documented in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bsm_shared.contract.payloads import ContactReason
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="As `POST /v1/attachments` "
+                        "answered.")
+    filename: str = Field(min_length=1, max_length=255, description="Name shown to the reader.")
+
+
+class SendMessage(BaseModel):
+    """A message: a new conversation about an order (sellers give a contact reason) or a reply
+    (`in_reply_to`). The recipient follows from the order or the answered message; naming it
+    is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender_party_id: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="Ignored with a token (the token names the sender); only the local "
+        "stack's unauthenticated development mode reads it.")
+    recipient_party_id: str | None = Field(default=None, max_length=128, description="To whom.")
+    recipient_alias: str | None = Field(default=None, max_length=320,
+                                        description="…or to an alias address.")
+    order_id: str | None = Field(default=None, max_length=128, description="The order.")
+    contact_reason: ContactReason | None = Field(
+        default=None, description="Required for a seller starting a conversation.")
+    subject: str = Field(default="", max_length=998, description="Subject.")
+    text: str | None = Field(default=None, max_length=100_000, description="Plain text.")
+    html: str | None = Field(default=None, max_length=500_000, description="HTML body.")
+    in_reply_to: str | None = Field(default=None, max_length=128, description="Answered id.")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10,
+                                            description="Uploaded attachments.")
+    channel: Literal["web", "api"] = Field(default="web", description="`web` or `api`.")
+
+
+class Accepted(BaseModel):
+    message_id: str = Field(description="The message's id.")
+    status: Literal["accepted"] = Field(description="Accepted for processing.")
+    detail: str = Field(description="What happens next.")
+
+
+class Outcome(BaseModel):
+    status: Literal["submitted", "addressed", "delivered", "bounced"] = Field(
+        description="`submitted` (accepted, not yet addressed), `addressed` (being checked), "
+        "`delivered`, or `bounced`.")
+    delivered_at: str | None = Field(default=None, description="When delivered.")
+    bounce: dict[str, Any] | None = Field(
+        default=None, description="Why it bounced: stage, reason_code, rule, explanation, "
+        "remedy, violations.")
+
+
+class MessageView(BaseModel):
+    message_id: str = Field(description="Message id.")
+    conversation_id: str | None = Field(description="Conversation, once addressed.")
+    order_id: str | None = Field(description="Order.")
+    sender_party_id: str | None = Field(description="Sender.")
+    recipient_party_id: str | None = Field(description="Recipient.")
+    sender_role: str | None = Field(description="`buyer` or `seller`.")
+    contact_reason: str | None = Field(description="Contact reason of a new conversation.")
+    subject: str = Field(description="Subject.")
+    text: str | None = Field(description="Plain text.")
+    html: str | None = Field(description="HTML, sanitized (allow-list) for display.")
+    in_reply_to: str | None = Field(description="The message this answers.")
+    quoted: str | None = Field(default=None, description="Text of the answered message (E6).")
+    attachments: list[dict[str, Any]] = Field(description="Attachments.")
+    submitted_at: str = Field(description="When the platform received it.")
+    outcome: Outcome = Field(description="Delivered or bounced, with the explanation.")
+    response_not_needed: bool = Field(description="Marked *no response needed* (E2).")
+    reported: bool = Field(description="Reported (E4).")
+    read: bool = Field(description="Read by its recipient.")
+
+
+class ConversationSummary(BaseModel):
+    conversation_id: str = Field(description="Conversation id.")
+    order_id: str | None = Field(description="Order.")
+    buyer_id: str = Field(description="Buyer.")
+    seller_id: str = Field(description="Seller.")
+    subject: str = Field(description="Subject of the first message.")
+    view: str | None = Field(description="`response_needed`, `sent` or `no_response_needed` "
+                             "for the caller.")
+    state: Literal["open", "resolved", "closed"] = Field(description="Conversation state.")
+    last_message_at: str = Field(description="Time of the latest message.")
+    messages: int = Field(description="Number of messages.")
+    unread: int = Field(description="Messages to the caller not yet read.")
+
+
+class ConversationList(BaseModel):
+    filter: str = Field(description="The filter applied.")
+    order_id: str | None = Field(description="The order searched for, if any.")
+    conversations: list[ConversationSummary] = Field(description="Newest first.")
+
+
+class Conversation(ConversationSummary):
+    message_list: list[MessageView] = Field(description="Messages, oldest first.")
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, description="Why (E4).")
+
+
+class ActionAccepted(BaseModel):
+    message_id: str = Field(description="The message.")
+    status: Literal["accepted"] = Field(description="Recorded as an event.")
+    event_id: str = Field(description="The event recorded (the same on a repeat).")
+
+
+class SellerSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messaging_enabled: bool | None = Field(default=None, description="Vacation switch (C8).")
+    authorized_senders: list[str] | None = Field(
+        default=None, max_length=20, description="Alternate addresses accepted as you (A4).")
+    blocked_senders: list[str] | None = Field(default=None, max_length=100,
+                                              description="Addresses refused as you (A4).")
+    customer_service_email: str | None = Field(default=None, max_length=320,
+                                               description="Where bounce notices go.")
+    opt_out_bounce_notices: bool | None = Field(default=None,
+                                                description="No bounce notices for opt-outs.")
+
+
+class BuyerPreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unsolicited_opt_out: bool = Field(description="Refuse unsolicited seller messages (C6).")
+
+
+class LiftRestriction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=1000, description="Why it is lifted.")
+
+
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, description="Name.")
+    subject: str = Field(default="", max_length=998, description="Subject.")
+    text: str = Field(min_length=1, max_length=20_000, description="Text.")
+
+
+class Template(BaseModel):
+    template_id: str = Field(description="Id (`platform:<name>` for platform templates).")
+    kind: Literal["own", "platform"] = Field(description="Yours or the platform's.")
+    name: str = Field(description="Name.")
+    locale: str | None = Field(default=None, description="Language a platform template is in.")
+    subject: str = Field(description="Subject.")
+    text: str = Field(description="Text.")
+
+
+class StoredAttachment(BaseModel):
+    sha256: str = Field(description="Content hash: reference it in `attachments`.")
+    size: int = Field(description="Bytes.")
+    content_type: str = Field(description="Type as judged from the content.")
+    filename: str = Field(description="Name as uploaded.")
+
+
+class Me(BaseModel):
+    party_id: str = Field(description="Who you are.")
+    role: str = Field(description="Your role.")
+    locale: str | None = Field(default=None, description="Your locale, when known.")
+    messaging_enabled: bool | None = Field(default=None, description="Sellers: messaging on.")
+    restriction: str | None = Field(default=None, description="Sellers: current restriction.")
+    unsolicited_opt_out: bool | None = Field(default=None, description="Buyers: opted out.")

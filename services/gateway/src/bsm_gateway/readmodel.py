@@ -1,0 +1,234 @@
+"""The gateway's read model: conversations, messages with their outcome, state and read state.
+
+Built from the events (consumer group ``bsm.gateway`` through :class:`ServiceRuntime`:
+batch subscriber, offsets committed after the transaction, idempotent by
+``processed_events``). Every handler is an upsert that never moves a message backwards
+(``delivered``/``bounced`` are final), because events of different topics arrive in no
+guaranteed order. The only rows the gateway writes outside a handler are its own: the
+``submitted`` row of a message it just published, read state and sellers' templates.
+No party's email address or name is kept here: the gateway does not need them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from bsm_shared.contract import payloads as p
+from bsm_shared.runtime.consumer import Incoming, Outgoing
+from bsm_shared.runtime.db import check_ident
+from bsm_shared.topics import Topic
+
+INPUTS = [
+    Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED, Topic.DELIVERED, Topic.BOUNCED,
+    Topic.REPORTED, Topic.RESPONSE_NOT_NEEDED,
+]
+
+
+def migrations(schema: str) -> list[str]:
+    s = check_ident(schema)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {s}.parties (
+            party_id text PRIMARY KEY, role text, locale text NOT NULL DEFAULT 'en-US',
+            marketplace text NOT NULL DEFAULT 'default',
+            messaging_enabled boolean NOT NULL DEFAULT true,
+            unsolicited_opt_out boolean NOT NULL DEFAULT false,
+            restriction text, restricted_until timestamptz, restriction_reason text)""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.orders (
+            order_id text PRIMARY KEY, buyer_id text, seller_id text, placed_at timestamptz,
+            status text NOT NULL DEFAULT 'pending', fulfilment text)""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.conversations (
+            conversation_id text PRIMARY KEY, relationship_id text NOT NULL,
+            buyer_id text NOT NULL, seller_id text NOT NULL, order_id text,
+            started_by text NOT NULL, subject text NOT NULL DEFAULT '',
+            started_at timestamptz NOT NULL)""",
+        f"CREATE INDEX IF NOT EXISTS conv_buyer ON {s}.conversations (buyer_id)",
+        f"CREATE INDEX IF NOT EXISTS conv_seller ON {s}.conversations (seller_id)",
+        f"CREATE INDEX IF NOT EXISTS conv_order ON {s}.conversations (order_id)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.messages (
+            message_id text PRIMARY KEY, conversation_id text, relationship_id text,
+            order_id text, sender_party_id text, recipient_party_id text, sender_role text,
+            channel text, contact_reason text, subject text NOT NULL DEFAULT '',
+            text text, html text, in_reply_to text, attachments jsonb NOT NULL DEFAULT '[]',
+            submitted_at timestamptz NOT NULL, status text NOT NULL,
+            delivered_at timestamptz, bounce jsonb,
+            response_not_needed_at timestamptz, reported_at timestamptz, report_reason text,
+            read_at timestamptz)""",
+        f"CREATE INDEX IF NOT EXISTS msg_conv ON {s}.messages (conversation_id)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.templates (
+            template_id text PRIMARY KEY, seller_id text NOT NULL, name text NOT NULL,
+            subject text NOT NULL DEFAULT '', text text NOT NULL,
+            created_at timestamptz NOT NULL)""",
+        f"CREATE INDEX IF NOT EXISTS tpl_seller ON {s}.templates (seller_id)",
+        # The facts the policy library's eligibility and lint calls need (added columns).
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS categories text[] NOT NULL "
+        f"DEFAULT '{{}}'",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS handmade boolean NOT NULL "
+        f"DEFAULT false",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS custom boolean NOT NULL DEFAULT false",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS wine boolean NOT NULL DEFAULT false",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS status_changed_at timestamptz",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS delivered_at timestamptz",
+        f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS completed_at timestamptz",
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS messaging_set boolean",
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS fulfilment text",
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS restricted_from timestamptz",
+    ]
+
+
+#: A message's status only moves forward (events of different topics arrive in any order).
+_STATUS = """CASE WHEN m.status IN ('delivered', 'bounced') THEN m.status ELSE {new} END"""
+
+
+class ReadModel:
+    def __init__(self, schema: str) -> None:
+        self.s = check_ident(schema)
+
+    def handlers(self) -> dict[Topic, Any]:
+        # Order matters: within a batch, reference data (parties, orders) is applied first.
+        return {
+            Topic.PARTIES: self.on_party, Topic.ORDERS: self.on_order,
+            Topic.ADDRESSED: self.on_addressed, Topic.DELIVERED: self.on_delivered,
+            Topic.BOUNCED: self.on_bounced, Topic.REPORTED: self.on_reported,
+            Topic.RESPONSE_NOT_NEEDED: self.on_response_not_needed,
+        }
+
+    async def on_party(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d, s = incoming.event.data, self.s
+        if isinstance(d, p.PartyRegistered):
+            await conn.execute(
+                f"""INSERT INTO {s}.parties (party_id, role, locale, marketplace)
+                    VALUES ($1, $2, $3, $4) ON CONFLICT (party_id) DO UPDATE
+                    SET role = $2, locale = $3, marketplace = $4""",
+                d.party_id, d.role, d.locale, d.marketplace)
+        elif isinstance(d, p.SellerSettingsChanged):
+            # Only the fields present changed (NULL keeps the value).
+            await conn.execute(
+                f"""INSERT INTO {s}.parties AS x (party_id, role, messaging_enabled,
+                    messaging_set, fulfilment) VALUES ($1, 'seller', COALESCE($2, true), $2, $3)
+                    ON CONFLICT (party_id) DO UPDATE SET
+                    messaging_enabled = COALESCE($2, x.messaging_enabled),
+                    messaging_set = COALESCE($2, x.messaging_set),
+                    fulfilment = COALESCE($3, x.fulfilment)""",
+                d.seller_id, d.messaging_enabled, d.fulfilment)
+        elif isinstance(d, p.BuyerPreferencesChanged):
+            await conn.execute(
+                f"""INSERT INTO {s}.parties (party_id, role, unsolicited_opt_out) VALUES ($1,
+                    'buyer', $2) ON CONFLICT (party_id) DO UPDATE SET unsolicited_opt_out = $2""",
+                d.buyer_id, d.unsolicited_opt_out)
+        elif isinstance(d, p.SellerMessagingRestricted):
+            await conn.execute(
+                f"""INSERT INTO {s}.parties (party_id, role, restriction, restricted_until,
+                    restriction_reason, restricted_from) VALUES ($1, 'seller', $2, $3, $4, $5)
+                    ON CONFLICT (party_id) DO UPDATE SET restriction = $2,
+                    restricted_until = $3, restriction_reason = $4, restricted_from = $5""",
+                d.seller_id, d.level, d.until, d.reason, d.starts_at)
+        elif isinstance(d, p.SellerMessagingRestrictionLifted):
+            await conn.execute(
+                f"""UPDATE {s}.parties SET restriction = NULL, restricted_until = NULL,
+                    restriction_reason = NULL WHERE party_id = $1""", d.seller_id)
+        return []
+
+    async def on_order(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d, s = incoming.event.data, self.s
+        if isinstance(d, p.OrderPlaced):
+            await conn.execute(
+                f"""INSERT INTO {s}.orders (order_id, buyer_id, seller_id, placed_at, fulfilment,
+                    categories, handmade, custom, wine)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_id) DO UPDATE
+                    SET buyer_id = $2, seller_id = $3, placed_at = $4, fulfilment = $5,
+                    categories = $6, handmade = $7, custom = $8, wine = $9""",
+                d.order_id, d.buyer_id, d.seller_id, d.placed_at, d.fulfilment,
+                sorted({i.category for i in d.items}), any(i.handmade for i in d.items),
+                any(i.custom for i in d.items), any(i.wine for i in d.items))
+        elif isinstance(d, p.OrderStatusChanged):
+            await conn.execute(
+                f"""INSERT INTO {s}.orders AS o (order_id, status, status_changed_at)
+                    VALUES ($1, $2, $3) ON CONFLICT (order_id) DO UPDATE SET status = $2,
+                    status_changed_at = $3,
+                    delivered_at = CASE WHEN $2 = 'delivered' THEN $3 ELSE o.delivered_at END,
+                    completed_at = CASE WHEN $2 = 'completed' THEN $3 ELSE o.completed_at END""",
+                d.order_id, d.status, d.changed_at)
+        return []
+
+    async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d: p.MessageAddressed = incoming.event.data  # type: ignore[assignment]
+        s = self.s
+        buyer, seller = ((d.sender_party_id, d.recipient_party_id) if d.sender_role == "buyer"
+                         else (d.recipient_party_id, d.sender_party_id))
+        await conn.execute(
+            f"""INSERT INTO {s}.conversations (conversation_id, relationship_id, buyer_id,
+                seller_id, order_id, started_by, subject, started_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+            d.conversation_id, d.relationship_id, buyer, seller, d.order_id,
+            d.conversation_started_by, d.subject, d.submitted_at)
+        await self._upsert_message(conn, d, "addressed")
+        return []
+
+    async def _upsert_message(self, conn: asyncpg.Connection, d: Any, status: str) -> None:
+        s = self.s
+        await conn.execute(
+            f"""INSERT INTO {s}.messages AS m (message_id, conversation_id, relationship_id,
+                order_id, sender_party_id, recipient_party_id, sender_role, channel,
+                contact_reason, subject, text, html, in_reply_to, attachments, submitted_at,
+                status)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                ON CONFLICT (message_id) DO UPDATE SET conversation_id = $2,
+                relationship_id = $3, order_id = COALESCE($4, m.order_id),
+                sender_party_id = $5, recipient_party_id = $6, sender_role = $7,
+                in_reply_to = COALESCE($13, m.in_reply_to),
+                status = {_STATUS.format(new="$16")}""",
+            d.message_id, d.conversation_id, d.relationship_id, d.order_id, d.sender_party_id,
+            d.recipient_party_id, d.sender_role, getattr(d, "channel", None),
+            getattr(d, "contact_reason", None), d.subject, d.text, d.html, d.in_reply_to,
+            json.dumps([a.model_dump(mode="json") for a in d.attachments]), d.submitted_at,
+            status)
+
+    async def on_delivered(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d: p.Delivered = incoming.event.data  # type: ignore[assignment]
+        await self._upsert_message(conn, d, "delivered")
+        # The delivered text is what the recipient saw (delivery sanitizes HTML): keep it.
+        await conn.execute(
+            f"""UPDATE {self.s}.messages SET status = 'delivered', delivered_at = $2,
+                subject = $3, text = $4, html = $5 WHERE message_id = $1""",
+            d.message_id, d.delivered_at, d.subject, d.text, d.html)
+        return []
+
+    async def on_bounced(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d: p.Bounced = incoming.event.data  # type: ignore[assignment]
+        bounce = json.dumps({
+            "stage": d.stage, "reason_code": d.reason_code, "rule": d.rule,
+            "explanation": d.explanation, "remedy": d.remedy,
+            "violations": [v.model_dump(mode="json") for v in d.violations],
+            "bounced_at": d.bounced_at.isoformat(),
+        })
+        await conn.execute(
+            f"""INSERT INTO {self.s}.messages AS m (message_id, conversation_id, relationship_id,
+                order_id, sender_party_id, recipient_party_id, sender_role, submitted_at,
+                status, bounce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bounced', $9)
+                ON CONFLICT (message_id) DO UPDATE SET status = 'bounced', bounce = $9,
+                conversation_id = COALESCE($2, m.conversation_id),
+                relationship_id = COALESCE($3, m.relationship_id)""",
+            d.message_id, d.conversation_id, d.relationship_id, d.order_id, d.sender_party_id,
+            d.recipient_party_id, d.sender_role, d.submitted_at or d.bounced_at, bounce)
+        return []
+
+    async def on_reported(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
+        d: p.Reported = incoming.event.data  # type: ignore[assignment]
+        await conn.execute(
+            f"""UPDATE {self.s}.messages SET reported_at = COALESCE(reported_at, $2),
+                report_reason = COALESCE(report_reason, $3) WHERE message_id = $1""",
+            d.message_id, d.reported_at, d.reason)
+        return []
+
+    async def on_response_not_needed(
+        self, conn: asyncpg.Connection, incoming: Incoming
+    ) -> list[Outgoing]:
+        d: p.ResponseNotNeeded = incoming.event.data  # type: ignore[assignment]
+        await conn.execute(
+            f"""UPDATE {self.s}.messages SET response_not_needed_at =
+                COALESCE(response_not_needed_at, $2) WHERE message_id = $1""",
+            d.message_id, d.marked_at)
+        return []

@@ -1,0 +1,155 @@
+"""Selling Partner API Messaging v1 compatibility (``/messaging/v1``): the paths and shapes of
+Amazon's published model, on bsm's pipeline. An integrator changes the base URL and keeps its
+client code: the token goes in ``x-amz-access-token`` (or ``Authorization: Bearer``).
+
+Where Amazon answers an empty action list or an opaque 403, bsm names the rule and the reason
+(``errors`` beside the empty list; the error's ``details`` holds bsm's code and rule).
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from . import core, policy
+from .auth import Principal
+from .errors import ApiError
+from .models import AttachmentIn, SendMessage
+
+HAL = "application/hal+json"
+
+
+class SpAttachment(BaseModel):
+    uploadDestinationId: str = Field(description="bsm: the attachment's sha256 from "
+                                     "`POST /v1/attachments`.")
+    fileName: str = Field(min_length=1, max_length=255, description="Name shown to the buyer.")
+
+
+class SpMessage(BaseModel):
+    """The union of the typed requests' fields (each type uses its own subset)."""
+
+    model_config = ConfigDict(extra="ignore")
+    text: str | None = Field(default=None, min_length=1, max_length=2000, description="Text.")
+    attachments: list[SpAttachment] | None = Field(default=None, max_length=5,
+                                                   description="Attachments.")
+    coverageStartDate: AwareDatetime | None = Field(default=None, description="Warranty.")
+    coverageEndDate: AwareDatetime | None = Field(default=None, description="Warranty.")
+
+
+#: Fields each typed message accepts (and which must be present).
+_REQUIRES: dict[str, str] = {"invoice": "attachments", "legalDisclosure": "attachments",
+                             "warranty": "attachments"}
+_SUBJECTS = {
+    "confirmCustomizationDetails": "Customization details for your order",
+    "confirmDeliveryDetails": "Delivery details for your order",
+    "legalDisclosure": "Legal disclosure about your order",
+    "confirmOrderDetails": "Details of your order",
+    "confirmServiceDetails": "Service details for your order",
+    "warranty": "Warranty information for your order",
+    "digitalAccessKey": "Your digital access key",
+    "unexpectedProblem": "An unexpected problem with your order",
+    "invoice": "Invoice for your order",
+}
+
+
+def router(gw: Any, caller: Any) -> APIRouter:
+    r = APIRouter(prefix="/messaging/v1", tags=["Selling Partner API Messaging v1"])
+    Caller = Annotated[Principal, Depends(caller)]
+    Markets = Annotated[list[str] | None, Query(
+        alias="marketplaceIds", max_length=1, description="Accepted for compatibility.")]
+
+    async def seller_order(who: Principal, order_id: str) -> Any:
+        return await gw.seller_order(who, order_id)
+
+    def available(order: Any) -> tuple[list[str], list[core.Refusal]]:
+        """The SP-API types whose contact reason the rule library allows now; otherwise the
+        reasons, each naming its rule (what Amazon leaves as an empty list)."""
+        options = policy.contact_options(order, now=gw.rt.clock(), locale="en-US")
+        names = [t for t, reason in core.SP_TYPES.items() if reason in options.available]
+        refusals = [core.Refusal(v.rule, v.code, v.detail + (f" {v.remedy}" if v.remedy else ""))
+                    for v in options.blocked_by]
+        if not names and not refusals:
+            refusals = [core.Refusal(v.rule, v.code, v.detail)
+                        for r in options.reasons if r.reason in core.SP_TYPES.values()
+                        for v in r.why_not[:1]][:3]
+        return names, refusals
+
+    def qs(markets: list[str] | None) -> str:
+        return f"?marketplaceIds={markets[0]}" if markets else ""
+
+    @r.get("/orders/{amazonOrderId}", summary="getMessagingActionsForOrder",
+           responses={200: {"content": {HAL: {}}}})
+    async def actions(amazonOrderId: str, who: Caller, markets: Markets = None) -> Any:
+        order = await seller_order(who, amazonOrderId)
+        names, refusals = available(order)
+        base = f"/messaging/v1/orders/{amazonOrderId}"
+        q = qs(markets)
+        body: dict[str, Any] = {
+            "_links": {"self": {"href": base + q},
+                       "actions": [{"href": f"{base}/messages/{n}{q}", "name": n}
+                                   for n in names]},
+            "_embedded": {"actions": [
+                {"_links": {"self": {"href": f"{base}/messages/{n}{q}", "name": n},
+                            "schema": {"href": f"{base}/messages/{n}/schema", "name": n}},
+                 "payload": {"name": n}} for n in names]},
+        }
+        if refusals:
+            body["errors"] = [{"code": "Unauthorized", "message": f.message,
+                               "details": f"{f.code} (rule {f.rule})"} for f in refusals]
+        return JSONResponse(body, media_type=HAL)
+
+    @r.get("/orders/{amazonOrderId}/attributes", summary="GetAttributes")
+    async def attributes(amazonOrderId: str, who: Caller, markets: Markets = None) -> Any:
+        order = await seller_order(who, amazonOrderId)
+        return {"buyer": {"locale": order["buyer_locale"] or "en-US"}}
+
+    def typed(kind: str) -> None:
+        async def send(amazonOrderId: str, who: Caller,
+                       body: Annotated[SpMessage, Body()], markets: Markets = None) -> Any:
+            order = await seller_order(who, amazonOrderId)
+            names, refusals = available(order)
+            if kind not in names:
+                if refusals:
+                    f = refusals[0]
+                    raise ApiError(403, f.code, f.message, rule=f.rule)
+                options = policy.contact_options(order, now=gw.rt.clock(), locale="en-US")
+                why = next((r.why_not[0] for r in options.reasons
+                            if r.reason == core.SP_TYPES[kind] and r.why_not), None)
+                raise ApiError(403, why.code if why else "reason_not_available",
+                               why.detail if why else f"{kind} is not available for this order.",
+                               rule=why.rule if why else "C1")
+            need = _REQUIRES.get(kind, "text")
+            if need == "text" and not body.text:
+                raise ApiError(400, "text_required", f"A {kind} message needs `text`.")
+            if need == "attachments" and not body.attachments:
+                raise ApiError(400, "attachments_required",
+                               f"A {kind} message needs `attachments`.")
+            text = body.text or ""
+            if kind == "warranty" and (body.coverageStartDate or body.coverageEndDate):
+                text += (f"\n\nWarranty coverage: {body.coverageStartDate or '—'} – "
+                         f"{body.coverageEndDate or '—'}").strip()
+            try:
+                message = SendMessage(
+                    order_id=amazonOrderId,
+                    contact_reason=core.SP_TYPES[kind],  # type: ignore[arg-type]
+                    subject=_SUBJECTS[kind], text=text or None, channel="api",
+                    attachments=[AttachmentIn(sha256=a.uploadDestinationId, filename=a.fileName)
+                                 for a in body.attachments or []],
+                )
+            except ValidationError as exc:
+                raise ApiError(400, "invalid_request", "; ".join(
+                    e["msg"] for e in exc.errors())) from None
+            message_id = await gw.submit(who, message)
+            # Amazon answers 201 with an empty body; bsm adds where to follow the outcome.
+            return JSONResponse({"x-bsm-message-id": message_id}, status_code=201,
+                                headers={"Location": f"/v1/messages/{message_id}"})
+
+        r.add_api_route(f"/orders/{{amazonOrderId}}/messages/{kind}", send, methods=["POST"],
+                        summary=kind, status_code=201, name=kind)
+
+    for kind in core.SP_TYPES:
+        typed(kind)
+    return r

@@ -14,6 +14,8 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)        # a real SMTP client for the mail-door tests
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)             # the browser the web tests drive
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   sudo_ apt-get update -qq

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.gateway_support import auth as gateway_auth
 from tests.factories import uid
 from tests.mail_support import all_text, asmtp_send, corpus_mail, simple_mail, sink_mail
 from tests.stack import platform_event
@@ -37,9 +38,9 @@ async def thread(kafka, env):
         "order_id": order, "buyer_id": buyer, "seller_id": seller,
         "placed_at": "2026-11-20T10:00:00Z", "items": [{"sku": "silla"}]}, order), order)
     async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
-        response = await client.post("/v1/messages", json={
-            "sender_party_id": buyer, "recipient_party_id": seller, "order_id": order,
-            "subject": "Silla", "text": "¿Cuándo llega mi silla?"})
+        response = await client.post("/v1/messages", headers=gateway_auth(env, buyer, "buyer"),
+                                     json={"recipient_party_id": seller, "order_id": order,
+                                           "subject": "Silla", "text": "¿Cuándo llega mi silla?"})
     assert response.status_code == 202, response.text
     first = response.json()["message_id"]
     wanted = f"<{first}@{env['BSM_MAIL_DOMAIN']}>"

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.factories import uid
+from tests.gateway_support import auth
 from tests.stack import ROOT, platform_event
 
 
@@ -48,9 +49,15 @@ async def people(kafka, env):
             "seller_mail": seller_mail}
 
 
-async def send(env, **body) -> str:
+def bearer(env, party_id: str) -> dict[str, str]:
+    """The Authorization header of a party (the fixtures name parties `buyer-…`/`seller-…`)."""
+    return auth(env, party_id, "buyer" if party_id.startswith("buyer-") else "seller")
+
+
+async def send(env, sender_party_id: str, **body) -> str:
     async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
-        response = await client.post("/v1/messages", json=body)
+        response = await client.post("/v1/messages", json=body,
+                                     headers=bearer(env, sender_party_id))
     assert response.status_code == 202, response.text
     return response.json()["message_id"]
 
@@ -161,9 +168,9 @@ async def test_the_dispute_timeline_shows_the_whole_exchange_verified(kafka, env
 
 async def test_the_gateway_explains_what_is_wrong_with_a_request(env):
     async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
-        response = await client.post("/v1/messages", json={"sender_party_id": "x",
-                                                           "recipient_party_id": "y",
-                                                           "contact_reason": "marketing"})
+        response = await client.post("/v1/messages", json={"recipient_party_id": "y",
+                                                           "contact_reason": "marketing"},
+                                     headers=bearer(env, "seller-x"))
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "invalid_request"
@@ -225,3 +232,31 @@ async def test_the_sellers_reply_shows_in_their_response_time_figures(kafka, env
     assert (figures["buyer_messages"], figures["answered"], figures["answered_late"]) == (1, 1, 0)
     assert 0 <= figures["average_response_time_seconds"] < 60
     assert figures["late_response_rate"] == 0.0
+
+
+async def test_a_seller_finds_the_buyers_orders_by_the_alias_the_buyer_writes_from(
+    kafka, env, people
+):
+    question = await send(env, people["buyer"], recipient_party_id=people["seller"],
+                          order_id=people["order"], text="¿Y mi pedido?")
+    buyer_alias = (await sink_mail(env, question))["From"].addresses[0].addr_spec
+    async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
+        for _ in range(100):
+            found = await client.get("/v1/orders", params={"buyer_alias": buyer_alias},
+                                     headers=bearer(env, people["seller"]))
+            if found.status_code == 200:
+                break
+            await asyncio.sleep(0.2)
+        stranger = await client.get("/v1/orders", params={"buyer_alias": buyer_alias},
+                                    headers=bearer(env, "seller-" + uid()))
+    assert found.status_code == 200, found.text
+    assert [o["order_id"] for o in found.json()["orders"]] == [people["order"]]
+    assert stranger.status_code == 404 and stranger.json()["error"] == "alias_not_found"
+    cli = subprocess.run(
+        [sys.executable, "-m", "bsm_cli.main", "orders", buyer_alias.split("@")[0],
+         "--seller", people["seller"]],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "BSM_GATEWAY_URL": env["BSM_GATEWAY_URL"]},
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert people["order"] in cli.stdout

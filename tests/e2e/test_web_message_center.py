@@ -12,7 +12,7 @@ import pytest
 from tests import gateway_support as g
 from tests.e2e.test_gateway_flow import pair  # noqa: F401 - fixture
 
-playwright = pytest.importorskip("playwright.async_api")
+import playwright.async_api as playwright  # a missing browser driver fails, never skips
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 

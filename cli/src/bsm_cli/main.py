@@ -184,5 +184,39 @@ from bsm_cli.token import token as token_command  # noqa: E402 - `bsm token` (ga
 app.command("token")(token_command)
 
 
+@app.command()
+def orders(
+    buyer_alias: Annotated[str, typer.Argument(help="The alias the buyer writes from.")],
+    seller: Annotated[str, typer.Option("--seller", help="Your seller id (the token's party).")],
+) -> None:
+    """List a buyer's orders with you, found by the buyer's alias (A5), through the gateway."""
+    from bsm_gateway.auth import issue_token, token_key_from_environment
+
+    try:
+        key = token_key_from_environment()
+    except LookupError as exc:
+        console.print(f"[red]{exc}.[/red] Is the stack up (`make up`)?")
+        raise typer.Exit(2) from None
+    url = (os.environ.get("BSM_GATEWAY_URL") or _stack_env().get("BSM_GATEWAY_URL")
+           or "http://127.0.0.1:18080")
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/orders", params={"buyer_alias": buyer_alias},
+                             headers={"Authorization": f"Bearer {issue_token(key, seller)}"},
+                             timeout=10)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Cannot reach the gateway at {url}:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if response.status_code != 200:
+        console.print(f"[yellow]{response.json().get('detail', response.text)}[/yellow]")
+        raise typer.Exit(1)
+    body = response.json()
+    table = Table(title=f"Orders of the buyer writing from {body['buyer_alias']}")
+    for column in ("order", "status", "placed at (UTC)"):
+        table.add_column(column)
+    for o in body["orders"]:
+        table.add_row(o["order_id"], o["status"], o["placed_at"] or "")
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ waits for both mails at the local mail sink, and prints them and the order's dis
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import json
 import subprocess
@@ -34,6 +35,14 @@ def _event(etype: str, data: dict, correlation_id: str) -> bytes:
         "occurred_at": datetime.now(UTC).isoformat(), "producer": "platform",
         "correlation_id": correlation_id, "causation_id": None, "data": data,
     }).encode()
+
+
+def _bearer(key_b64: str, party_id: str, role: str) -> dict[str, str]:
+    """What a signed-in person's browser sends: a bearer token naming them and their role."""
+    from bsm_gateway.auth import issue_token  # the local stack holds the gateway's token key
+
+    token = issue_token(base64.b64decode(key_b64), party_id, role)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _mask(address: str) -> str:
@@ -67,7 +76,8 @@ def _show_mail(title: str, path: Path, mail, real: str) -> None:
 
 
 async def run(root: Path) -> None:
-    env = read_env_file(root / ".stack" / "env")
+    env = {**read_env_file(root / ".stack" / "env"),
+           **read_env_file(root / ".stack" / "secrets.env")}
     suffix = uuid.uuid4().hex[:6]
     buyer, seller, order = f"buyer-{suffix}", f"seller-{suffix}", f"ORDER-{suffix.upper()}"
     buyer_mail, seller_mail = f"ana.garcia.{suffix}@gmail.example", f"ventas.{suffix}@mueblessol.example"
@@ -99,8 +109,9 @@ async def run(root: Path) -> None:
     async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"], timeout=30) as http:
         console.print("2. The buyer writes to the seller (POST /v1/messages).")
         started = time.monotonic()
-        r = await http.post("/v1/messages", json={
-            "sender_party_id": buyer, "recipient_party_id": seller, "order_id": order,
+        r = await http.post("/v1/messages", headers=_bearer(env["BSM_GATEWAY_TOKEN_KEY"], buyer,
+                                                            "buyer"), json={
+            "recipient_party_id": seller, "order_id": order,
             "subject": "¿Cuándo llega mi silla?",
             "text": "Hola, compré una silla de roble. ¿Sabéis cuándo sale?"})
         r.raise_for_status()
@@ -111,8 +122,9 @@ async def run(root: Path) -> None:
 
         console.print("3. The seller replies in the same conversation (in_reply_to).")
         started = time.monotonic()
-        r = await http.post("/v1/messages", json={
-            "sender_party_id": seller, "recipient_party_id": buyer, "order_id": order,
+        r = await http.post("/v1/messages", headers=_bearer(env["BSM_GATEWAY_TOKEN_KEY"], seller,
+                                                            "seller"), json={
+            "recipient_party_id": buyer, "order_id": order,
             "in_reply_to": question, "subject": "Re: ¿Cuándo llega mi silla?",
             "text": "¡Hola Ana! Sale mañana por la mañana. Un saludo, Muebles Sol."})
         r.raise_for_status()

@@ -521,6 +521,35 @@ def create_app(
         await gw.act_on_message(who, action.message_id, action.action, reason or "reported")
         return HTMLResponse(web.link_done(action.action))
 
+    # -- orders by a buyer's alias (A5) -------------------------------------------------
+    @app.get("/v1/orders", tags=["orders"],
+             summary="A buyer's orders with you, found by the alias the buyer writes from (A5)")
+    async def orders_by_alias(
+        who: Caller,
+        buyer_alias: Annotated[str, Query(min_length=3, max_length=320, description=(
+            "The buyer's alias address (or its local part), as it appears in their mail."))],
+    ) -> dict[str, Any]:
+        if who.role != "seller":
+            raise ApiError(403, "role_cannot_read", "Only sellers look up their buyers' orders.")
+        alias = buyer_alias.strip().lower()
+        if "@" not in alias:
+            alias = f"{alias}@{settings.mail_domain}"
+        rel = await gw.pool.fetchrow(
+            f"SELECT relationship_id, buyer_id FROM {gw.s}.relationship_aliases "
+            f"WHERE buyer_alias = $1 AND seller_id = $2", alias, who.party_id)
+        if rel is None:  # unknown, or another seller's buyer: the same answer (no enumeration)
+            raise ApiError(404, "alias_not_found",
+                           f"No buyer of yours writes from {alias}. Check the address in the "
+                           "buyer's message.")
+        rows = await gw.pool.fetch(
+            f"SELECT order_id, placed_at, status FROM {gw.s}.orders "
+            f"WHERE buyer_id = $1 AND seller_id = $2 ORDER BY placed_at DESC NULLS LAST",
+            rel["buyer_id"], who.party_id)
+        return {"buyer_alias": alias, "relationship_id": rel["relationship_id"],
+                "orders": [{"order_id": r["order_id"], "status": r["status"],
+                            "placed_at": r["placed_at"].isoformat() if r["placed_at"] else None}
+                           for r in rows]}
+
     # -- eligibility and lint (the policy service's pure rule library) ------------------
     @app.get("/v1/orders/{order_id}/contact-options", tags=["policy"],
              summary="Contact reasons available now, and whether the buyer opted out")

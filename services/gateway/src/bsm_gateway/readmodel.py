@@ -44,6 +44,11 @@ def migrations(schema: str) -> list[str]:
             buyer_id text NOT NULL, seller_id text NOT NULL, order_id text,
             started_by text NOT NULL, subject text NOT NULL DEFAULT '',
             started_at timestamptz NOT NULL)""",
+        # Each side's alias in a relationship (from MessageAddressed): a seller finds the buyer's
+        # orders by the alias the buyer writes from (A5). Aliases are not personal data.
+        f"""CREATE TABLE IF NOT EXISTS {s}.relationship_aliases (
+            relationship_id text PRIMARY KEY, buyer_id text NOT NULL, seller_id text NOT NULL,
+            buyer_alias text NOT NULL UNIQUE, seller_alias text NOT NULL UNIQUE)""",
         f"CREATE INDEX IF NOT EXISTS conv_buyer ON {s}.conversations (buyer_id)",
         f"CREATE INDEX IF NOT EXISTS conv_seller ON {s}.conversations (seller_id)",
         f"CREATE INDEX IF NOT EXISTS conv_order ON {s}.conversations (order_id)",
@@ -164,6 +169,13 @@ class ReadModel:
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
             d.conversation_id, d.relationship_id, buyer, seller, d.order_id,
             d.conversation_started_by, d.subject, d.submitted_at)
+        buyer_alias, seller_alias = ((d.sender_alias, d.recipient_alias)
+                                     if d.sender_role == "buyer"
+                                     else (d.recipient_alias, d.sender_alias))
+        await conn.execute(
+            f"""INSERT INTO {s}.relationship_aliases VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT DO NOTHING""",
+            d.relationship_id, buyer, seller, buyer_alias.lower(), seller_alias.lower())
         await self._upsert_message(conn, d, "addressed")
         return []
 

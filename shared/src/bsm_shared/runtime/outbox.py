@@ -51,6 +51,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.published = 0
 
     def wake(self) -> None:
@@ -90,10 +91,14 @@ class OutboxRelay:
 
     async def run(self, poll_seconds: float = 1.0) -> None:
         backoff = 0.2
-        while True:
+        # Stopping is a flag, not only a cancellation: on Python 3.11 `asyncio.wait_for` can
+        # swallow a cancel that arrives as the wake-up fires, and the loop would never end.
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.flush()
                 backoff = 0.2
@@ -117,10 +122,20 @@ class OutboxRelay:
         """Stop after a last flush: cancelling while a batch is between "published" and
         "marked" would make the next start publish it again (harmless, but avoidable)."""
         if self._task is not None:
-            async with self._lock:  # wait for a flush in progress, then stop the loop
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await stop_task(self._task)
             self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), timeout=10)
+
+
+async def stop_task(task: asyncio.Task[object], grace: float = 5.0) -> None:
+    """Let a task end by itself for ``grace`` seconds, then cancel it until it is done
+    (a cancellation lost inside ``asyncio.wait_for`` on Python 3.11 is sent again)."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    while not done:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()

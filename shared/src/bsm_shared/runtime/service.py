@@ -9,7 +9,6 @@ in :meth:`start` (FastStream's ``on_startup`` or FastAPI's ``lifespan``) and clo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from ..topics import Group, Topic
 from .consumer import BatchHooks, EventConsumer, Handler, Outgoing, Record
 from .db import create_pool, migrate
 from .kafka import make_broker, subscribe
-from .outbox import OutboxRelay, add_to_outbox
+from .outbox import OutboxRelay, add_to_outbox, stop_task
 from .settings import ServiceSettings
 
 log = logging.getLogger("bsm.runtime")
@@ -138,8 +137,7 @@ class ServiceRuntime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task, grace=5.0)
         self._tasks.clear()
         if self.relay is not None:
             await self.relay.stop()

@@ -72,10 +72,15 @@ def simple_mail(sender: str, to: str, *, subject: str = "Hola", body: str = "Hol
 async def sink_mail(sink_dir: str, match, timeout: float = 30.0) -> EmailMessage:  # noqa: ANN001
     """The first mail in the sink for which ``match(mail)`` is true."""
     deadline = time.monotonic() + timeout
+    rejected: set[Path] = set()  # a stored mail never changes: parse each one once
     while time.monotonic() < deadline:
         for path in sorted(Path(sink_dir).glob("*.eml")):
+            if path in rejected:
+                continue
             mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-            if match(mail):
+            if not match(mail):
+                rejected.add(path)
+            else:
                 mail.raw_bytes = path.read_bytes()  # type: ignore[attr-defined]
                 return mail  # type: ignore[return-value]
         await asyncio.sleep(0.2)

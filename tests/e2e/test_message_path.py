@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bsm_devstack.mailsink import find_by_message_id
 from tests.factories import uid
 from tests.gateway_support import auth
 from tests.stack import ROOT, platform_event
@@ -23,11 +24,10 @@ async def sink_mail(env, message_id: str, timeout: float = 30.0) -> email.messag
     wanted = f"<{message_id}@{env['BSM_MAIL_DOMAIN']}>"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
-            mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-            if mail["Message-ID"] == wanted:
-                return mail
-        await asyncio.sleep(0.2)
+        path = find_by_message_id(env["BSM_MAIL_SINK_DIR"], wanted)
+        if path is not None:
+            return email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        await asyncio.sleep(0.1)
     raise AssertionError(f"no mail with Message-ID {wanted} reached the mail sink")
 
 

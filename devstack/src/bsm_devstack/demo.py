@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from .envfile import read_env_file
+from .mailsink import find_by_message_id
 
 console = Console()
 
@@ -54,11 +55,10 @@ async def _wait_for_mail(sink: Path, message_id: str, domain: str, timeout: floa
     wanted = f"<{message_id}@{domain}>"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for path in sorted(sink.glob("*.eml")):
-            mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-            if mail["Message-ID"] == wanted:
-                return path, mail
-        await asyncio.sleep(0.2)
+        path = find_by_message_id(sink, wanted)
+        if path is not None:
+            return path, email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        await asyncio.sleep(0.05)
     raise SystemExit(f"The message {message_id} did not reach the mail sink within {timeout:.0f}s;"
                      " see .stack/logs/ for the services' logs.")
 

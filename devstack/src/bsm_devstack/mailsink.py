@@ -121,3 +121,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def find_by_message_id(directory: str | Path, message_id: str) -> Path | None:
+    """The stored mail whose ``Message-ID`` header is ``message_id`` (``<id@domain>``), newest
+    files first and without parsing: the sink of a long-lived stack holds thousands."""
+    needle = f"Message-ID: {message_id}".encode().lower()
+    paths = sorted(Path(directory).glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in paths:
+        with open(path, "rb") as fh:
+            head = fh.read(16384).lower()
+        if needle in head:
+            return path
+    return None

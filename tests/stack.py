@@ -103,13 +103,16 @@ class Kafka:
 
 @asynccontextmanager
 async def running(rt: Any) -> AsyncIterator[Any]:
-    """Run a ServiceRuntime in this process (connect, consume, publish), then stop it."""
+    """Run a ServiceRuntime in this process (connect, consume, publish), then stop it — each
+    stop step bounded, so a hang fails the test naming the step instead of stalling the run."""
     await rt.start()
     await rt.broker.start()
     await rt.start_background()
     try:
         yield rt
     finally:
-        await rt.stop_background()
-        await rt.broker.stop()
-        await rt.stop()
+        for step in (rt.stop_background, rt.broker.stop, rt.stop):
+            try:
+                await asyncio.wait_for(step(), 30)
+            except TimeoutError:
+                raise AssertionError(f"{step.__qualname__} did not finish in 30 s") from None

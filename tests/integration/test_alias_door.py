@@ -1,7 +1,6 @@
 """The mail door in this process (own port), against the real Kafka and PostgreSQL."""
 
 import asyncio
-import contextlib
 import base64
 import json
 import socket
@@ -16,7 +15,7 @@ from bsm_alias.settings import AliasSettings
 from bsm_shared.runtime.transit import seal
 from tests.factories import uid
 from tests.mail_support import CLIENTS, asmtp_send, corpus_mail, free_port, simple_mail
-from tests.stack import platform_event
+from tests.stack import platform_event, running
 
 DNS = {  # SPF records the test's "DNS" answers (pyspf with the lookup injected: no network)
     ("shop.example", "TXT"): [[b"v=spf1 ip4:127.0.0.1 -all"]],
@@ -39,22 +38,6 @@ async def wait_listening(port: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"the door never listened on {port}")
 
 
-@contextlib.asynccontextmanager
-async def stopped_in_time(rt):
-    """Like tests.stack.running, but each stop step bounded, naming the step that hangs."""
-    await rt.start()
-    await rt.broker.start()
-    await rt.start_background()
-    try:
-        yield rt
-    finally:
-        for step in (rt.stop_background, rt.broker.stop, rt.stop):
-            try:
-                await asyncio.wait_for(step(), 20)
-            except TimeoutError:
-                raise AssertionError(f"{step.__qualname__} did not finish in 20 s") from None
-
-
 @pytest.fixture
 async def door(kafka, prefix, settings_for, env, tmp_path):
     """A running alias service with its door, a buyer and a seller with a first message between
@@ -68,7 +51,7 @@ async def door(kafka, prefix, settings_for, env, tmp_path):
               "buyer_mail": f"ana.{uid()}@buyer.example", "seller_mail": f"ventas.{uid()}@shop.example",
               "authorized": f"soporte.{uid()}@shop.example", "blocked": f"becario.{uid()}@shop.example"}
     rt = create_runtime(settings, dns_lookup=lookup)
-    async with stopped_in_time(rt):
+    async with running(rt):
         t = prefix + "bsm.parties"
         for pid, role, addr, name in ((b, "buyer", people["buyer_mail"], "Ana García"),
                                       (s, "seller", people["seller_mail"], "Muebles Sol")):

@@ -534,9 +534,13 @@ def create_app(
         alias = buyer_alias.strip().lower()
         if "@" not in alias:
             alias = f"{alias}@{settings.mail_domain}"
+        local, _, domain = alias.partition("@")
+        well_formed = (domain == settings.mail_domain.lower() and 15 <= len(local) <= 16
+                       and local.isascii() and local.isalnum())
         rel = await gw.pool.fetchrow(
             f"SELECT relationship_id, buyer_id FROM {gw.s}.relationship_aliases "
-            f"WHERE buyer_alias = $1 AND seller_id = $2", alias, who.party_id)
+            f"WHERE buyer_alias = $1 AND seller_id = $2", alias, who.party_id,
+        ) if well_formed else None
         if rel is None:  # unknown, or another seller's buyer: the same answer (no enumeration)
             raise ApiError(404, "alias_not_found",
                            f"No buyer of yours writes from {alias}. Check the address in the "

@@ -69,3 +69,22 @@ def test_outgoing_mail_carries_a_dkim_signature_that_verifies_against_the_publis
 
     assert dkim.verify(signed, dnsfunc=dns)
     assert not dkim.verify(signed.replace(b"Sale", b"Vale"), dnsfunc=dns)
+
+
+def test_dkim_signatures_through_openssl_are_the_same_bytes_as_dkimpys_own():
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key
+
+    from bsm_delivery import dkim_sign
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    parsed = parse_pem_private_key(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    for data in (b"", b"DKIM-Signature: v=1; a=rsa-sha256; ...", "Sale mañana".encode()):
+        digest = hashlib.sha256(data)
+        assert dkim_sign._openssl_rsa_sign(digest.copy(), parsed) == RSASSA_PKCS1_v1_5_sign(
+            digest.copy(), parsed)

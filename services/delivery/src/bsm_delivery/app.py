@@ -454,6 +454,7 @@ class Delivery:
 
 
 def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRuntime:
+    dkim_sign.use_openssl_rsa()  # same DKIM signatures, computed by OpenSSL
     holder: dict[str, Delivery] = {}
 
     def handlers(rt: ServiceRuntime) -> dict:

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap up down status restart demo test test-unit bench docs
+.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy docs
 
 help:
 	@echo "make demo       bring everything up and show a message delivered each way"
@@ -11,6 +11,7 @@ help:
 	@echo "make restart    restart the five services after a code change"
 	@echo "make test-unit  the fast tests only (no stack needed)"
 	@echo "make bench      push messages through the real stack and print throughput and latency"
+	@echo "make bench-policy  the cost of one policy decision"
 	@echo "make docs       regenerate the contract's JSON-schema snapshots and AsyncAPI document"
 
 bootstrap:
@@ -44,6 +45,9 @@ test-unit: bootstrap
 
 bench: up
 	@$(PY) bench/throughput.py $(BENCH_ARGS)
+
+bench-policy: bootstrap
+	@$(PY) bench/policy_cost.py
 
 docs: bootstrap
 	@$(PY) -m bsm_shared.contract.docs --write --root .

@@ -21,7 +21,7 @@ class RedactEmails(logging.Filter):
         super().__init__()
         self.suffix = "@" + mail_domain.lower()
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         return _EMAIL.sub(
             lambda m: m.group(0) if m.group(0).lower().endswith(self.suffix) else "<redacted>",
             text,
@@ -29,13 +29,17 @@ class RedactEmails(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = self._redact(message)
+        redacted = self.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, redact: RedactEmails | None = None) -> None:
+        super().__init__()
+        self._redact = redact
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -47,15 +51,18 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            text = self.formatException(record.exc_info)
+            # Exception texts quote values (a database error, a parser's input): redact them too.
+            entry["exc"] = self._redact.redact(text) if self._redact else text
         return json.dumps(entry, ensure_ascii=False)
 
 
 def configure_logging(service: str, level: str, mail_domain: str) -> logging.Logger:
     """Configure the root logger for a service process (called by ``__main__`` only)."""
+    redact = RedactEmails(mail_domain)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RedactEmails(mail_domain))
+    handler.setFormatter(JsonFormatter(redact))
+    handler.addFilter(redact)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -255,38 +255,39 @@ async def wait_accepting(timeout: float = 30.0) -> None:
 RECORD_WRITER = "bsm_record_writer"
 
 
+async def _create_once(conn, exists: str, name: str, create: str, created: list[str],  # noqa: ANN001
+                       kind: str = "role") -> bool:
+    """Run ``create`` unless ``exists`` finds ``name``; a concurrent creation is not an error.
+    Returns whether it already existed."""
+    if await conn.fetchval(exists, name) is not None:
+        return True
+    try:
+        await conn.execute(create)
+        created.append(f"{kind} {name}")
+    except Exception as exc:  # another `up` created it meanwhile
+        if "already exists" not in str(exc):
+            raise
+    return False
+
+
 async def ensure_role_and_database() -> list[str]:
     """Create role ``bsm`` (LOGIN PASSWORD 'bsm') and database ``bsm`` owned by it, if missing.
     Returns what was created."""
     created: list[str] = []
+    role_exists = "SELECT 1 FROM pg_roles WHERE rolname = $1"
     conn = await _connect("postgres", "postgres")
     try:
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ROLE) is None:
-            try:
-                await conn.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
-                created.append(f"role {ROLE}")
-            except Exception as exc:  # concurrent creation
-                if "already exists" not in str(exc):
-                    raise
-        else:
+        if await _create_once(conn, role_exists, ROLE,
+                              f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'", created):
             await conn.execute(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
         # The record's writer: the metrics service works as this role, which may INSERT into
         # the archive but not UPDATE, DELETE or TRUNCATE it (G1; a trigger refuses it anyway).
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", RECORD_WRITER) is None:
-            try:
-                await conn.execute(f"CREATE ROLE {RECORD_WRITER} NOLOGIN")
-                created.append(f"role {RECORD_WRITER}")
-            except Exception as exc:  # concurrent creation
-                if "already exists" not in str(exc):
-                    raise
+        await _create_once(conn, role_exists, RECORD_WRITER,
+                           f"CREATE ROLE {RECORD_WRITER} NOLOGIN", created)
         await conn.execute(f"GRANT {RECORD_WRITER} TO {ROLE}")
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE) is None:
-            try:
-                await conn.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE} ENCODING 'UTF8'")
-                created.append(f"database {DATABASE}")
-            except Exception as exc:
-                if "already exists" not in str(exc):
-                    raise
+        await _create_once(conn, "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE,
+                           f"CREATE DATABASE {DATABASE} OWNER {ROLE} ENCODING 'UTF8'", created,
+                           kind="database")
     finally:
         await conn.close()
     return created

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy docs
+.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy bench-replay docs
 
 help:
 	@echo "make demo       bring everything up and show a message delivered each way"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-unit  the fast tests only (no stack needed)"
 	@echo "make bench      push messages through the real stack and print throughput and latency"
 	@echo "make bench-policy  the cost of one policy decision"
+	@echo "make bench-replay  the replay rate of the metrics projections (G2)"
 	@echo "make docs       regenerate the contract's JSON-schema snapshots and AsyncAPI document"
 
 bootstrap:
@@ -48,6 +49,9 @@ bench: up
 
 bench-policy: bootstrap
 	@$(PY) bench/policy_cost.py
+
+bench-replay: up
+	@$(PY) bench/replay.py $(REPLAY_ARGS)
 
 docs: bootstrap
 	@$(PY) -m bsm_shared.contract.docs --write --root .

@@ -24,6 +24,8 @@ EXAMPLES = {
     "SellerMessagingRestrictionLifted": p.SellerMessagingRestrictionLifted(
         seller_id="s1", lifted_by="op-1", lifted_at=T0,
     ),
+    "PartyErased": p.PartyErased(party_id="b1", erased_at=T0, requested_by="op-1",
+                                 reason="data-subject request 42"),
     "OrderPlaced": p.OrderPlaced(
         order_id="o1", buyer_id="b1", seller_id="s1", placed_at=T0,
         items=[p.OrderItem(sku="x", wine=True)],
@@ -44,6 +46,11 @@ EXAMPLES = {
     ),
     "Reported": p.Reported(message_id="m1", reporter_party_id="b1", reason="spam", reported_at=T0),
     "ResponseNotNeeded": p.ResponseNotNeeded(message_id="m1", party_id="s1", marked_at=T0),
+    "BounceReportReceived": p.BounceReportReceived(
+        message_id="m1", received_at=T0, action="failed", status="5.1.1",
+        diagnostic="550 5.1.1 <[address]>: User unknown", reporting_mta="mx.example.com",
+        standard=True,
+    ),
 }
 
 

@@ -70,7 +70,7 @@ async def test_buyer_writes_seller_answers_with_a_template_marks_and_buyer_repor
             timeout=30)
         reported = await http.post(f"/v1/messages/{answer.json()['message_id']}/reports",
                                    headers=buyer, json={"reason": "No es verdad"})
-        after = await g.eventually(
+        await g.eventually(
             lambda: http.get("/v1/conversations", params={"filter": "all"}, headers=seller),
             lambda r: {c["view"] for c in r.json()["conversations"]}
             == {"sent", "no_response_needed"}, timeout=30)

@@ -2,16 +2,21 @@
 clients — Python's smtplib and swaks — and out through delivery to the mail sink."""
 
 import asyncio
+import base64
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bsm_shared.runtime import verp
+from tests.dsn_support import dsn_mail, sink_by_message_id
 from tests.gateway_support import auth as gateway_auth
+from tests.gateway_support import eventually
 from tests.factories import uid
-from tests.mail_support import all_text, asmtp_send, corpus_mail, simple_mail, sink_mail
+from tests.mail_support import all_text, asmtp_send, corpus_mail
 from tests.stack import platform_event
 
 
@@ -44,7 +49,7 @@ async def thread(kafka, env):
     assert response.status_code == 202, response.text
     first = response.json()["message_id"]
     wanted = f"<{first}@{env['BSM_MAIL_DOMAIN']}>"
-    to_seller = await sink_mail(env["BSM_MAIL_SINK_DIR"], lambda m: m["Message-ID"] == wanted)
+    to_seller = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"], wanted)
     p["first_message_id_header"] = wanted
     p["buyer_alias"] = to_seller["From"].addresses[0].addr_spec
     p["seller_alias"] = to_seller["To"].addresses[0].addr_spec
@@ -61,7 +66,7 @@ async def test_a_seller_replying_from_outlook_reaches_the_buyer_once_from_the_al
     assert code == 250, text
     mid = text.rsplit(" ", 1)[1]
     wanted = f"<{mid}@{env['BSM_MAIL_DOMAIN']}>"
-    reply = await sink_mail(env["BSM_MAIL_SINK_DIR"], lambda m: m["Message-ID"] == wanted)
+    reply = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"], wanted)
     assert reply["X-Bsm-Sink-Envelope-To"] == thread["buyer_mail"]
     assert reply["From"].addresses[0].display_name == "Muebles Sol"
     assert reply["From"].addresses[0].addr_spec == thread["seller_alias"]
@@ -115,7 +120,65 @@ async def test_swaks_from_the_buyer_reaches_the_seller_through_the_door(env, thr
     assert result.returncode == 0, result.stdout
     mid = [l for l in result.stdout.splitlines() if "queued as" in l][0].rsplit(" ", 1)[1]
     wanted = f"<{mid}@{env['BSM_MAIL_DOMAIN']}>"
-    mail = await sink_mail(env["BSM_MAIL_SINK_DIR"], lambda m: m["Message-ID"] == wanted)
+    mail = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"], wanted)
     assert mail["X-Bsm-Sink-Envelope-To"] == thread["seller_mail"]
     body = mail.get_body(("plain",)).get_content()
     assert thread["buyer_mail"] not in body and thread["buyer_alias"] in body
+
+
+# -- bounce reports at the VERP return path (D1) ---------------------------------------------
+
+async def test_a_providers_dsn_at_the_return_path_bounces_the_delivered_message(
+    thread, env, kafka, tmp_path
+):
+    """The buyer's first message was delivered to the seller's provider, which later reports it
+    undeliverable (a Gmail-shaped RFC 3464 report, sent with swaks from the null sender to the
+    envelope sender the mail went out with): the message becomes Bounced after delivery, shows
+    as bounced in the conversation, and the buyer gets a notice."""
+    header = thread["first_message_id_header"]
+    first = header[1:-1].rpartition("@")[0]
+    mail = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"], header)
+    path = str(mail["X-Bsm-Sink-Envelope-From"])
+    conversation = str(mail["X-Bsm-Conversation"])
+    assert path.startswith(f"bounces+{first}.")
+    report = tmp_path / "dsn.eml"
+    report.write_bytes(dsn_mail("gmail", return_path=path, recipient=thread["seller_mail"],
+                                msgid=header[1:-1]))
+    result = await asyncio.to_thread(swaks, env, "--from", "<>", "--to", path,
+                                     "--data", str(report))
+    assert result.returncode == 0, result.stdout
+    assert f"report recorded for {first}" in result.stdout
+
+    [received] = await kafka.collect("bsm.messages.bounce-reports",
+                                     lambda e: e["data"]["message_id"] == first)
+    assert (received["data"]["action"], received["data"]["status"]) == ("failed", "5.1.1")
+    assert thread["seller_mail"] not in str(received)
+    [bounce] = await kafka.collect(
+        "bsm.messages.bounced", lambda e: e["data"]["message_id"] == first, settle=2.0)
+    assert (bounce["producer"], bounce["data"]["rule"], bounce["data"]["after_delivery"]) == (
+        "delivery", "D1", True)
+    async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as http:
+        seen = await eventually(
+            lambda: http.get(f"/v1/conversations/{conversation}",
+                             headers=gateway_auth(env, thread["buyer"], "buyer")),
+            lambda r: r.status_code == 200 and any(
+                m["message_id"] == first and m["outcome"]["status"] == "bounced"
+                for m in r.json()["message_list"]), timeout=30)
+    [shown] = [m for m in seen.json()["message_list"] if m["message_id"] == first]
+    assert shown["outcome"]["bounce"]["rule"] == "D1"
+    assert shown["outcome"]["bounce"]["reason_code"] == "bounce_report"
+    notice = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"],
+                                      f"<notice-{first}@{env['BSM_MAIL_DOMAIN']}>")
+    assert notice["X-Bsm-Sink-Envelope-To"] == thread["buyer_mail"]
+
+
+async def test_a_report_at_a_forged_or_expired_return_path_is_refused_by_the_door(env):
+    mid = "m-" + uid()
+    key = base64.b64decode(env["BSM_DELIVERY_VERP_KEY"])
+    domain = env["BSM_MAIL_DOMAIN"]
+    expired = verp.return_path(key, mid, datetime.now(UTC) - timedelta(minutes=1), domain)
+    forged = verp.return_path(b"not-our-key" * 3, mid, datetime.now(UTC) + timedelta(days=1),
+                              domain)
+    for path, reply in ((forged, "550 5.7.1"), (expired, "550 5.1.1")):
+        result = await asyncio.to_thread(swaks, env, "--from", "<>", "--to", path)
+        assert result.returncode != 0 and reply in result.stdout, result.stdout

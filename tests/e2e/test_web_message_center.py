@@ -4,29 +4,12 @@ language; the buyer's *Your messages* and a report. Screenshots go to ``test-art
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests import gateway_support as g
 from tests.e2e.test_gateway_flow import pair  # noqa: F401 - fixture
 
-import playwright.async_api as playwright  # a missing browser driver fails, never skips
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-async def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium")
-    async with playwright.async_playwright() as p:
-        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def test_seller_answers_from_the_inbox_with_a_template_and_the_buyer_reports_it(

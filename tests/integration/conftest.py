@@ -42,6 +42,7 @@ def settings_for(env: dict[str, str], prefix: str) -> Callable[..., Any]:
             trusted_keys=json.loads(env["BSM_TRUSTED_KEYS"]),
             signing_key=env[f"BSM_{name.upper()}_SIGNING_KEY"],
             db_schema=f"{prefix.rstrip('.')}_{name}",
+            keyring_key=env.get("BSM_KEYRING_KEY"),
         )
         if f"BSM_{name.upper()}_PII_KEY" in env:
             values["pii_key"] = env[f"BSM_{name.upper()}_PII_KEY"]

@@ -5,14 +5,16 @@ import base64
 import json
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bsm_alias.app import create_runtime
 from bsm_alias.settings import AliasSettings
+from bsm_shared.runtime import verp
 from bsm_shared.runtime.transit import seal
+from tests.dsn_support import FAILED_SHAPES, dsn_mail
 from tests.factories import uid
 from tests.mail_support import CLIENTS, asmtp_send, corpus_mail, free_port, simple_mail
 from tests.stack import platform_event, running
@@ -45,7 +47,8 @@ async def door(kafka, prefix, settings_for, env, tmp_path):
     port = free_port()
     settings = settings_for(AliasSettings, "alias", smtp_inbound=f"127.0.0.1:{port}",
                             blob_dir=str(tmp_path / "blobs"),
-                            transit_key=env["BSM_TRANSIT_KEY"])
+                            transit_key=env["BSM_TRANSIT_KEY"],
+                            verp_key=env["BSM_ALIAS_VERP_KEY"])
     b, s, mid = "b-" + uid(), "s-" + uid(), "m-" + uid()
     people = {"buyer": b, "seller": s, "first": mid, "port": port, "blobs": tmp_path / "blobs",
               "buyer_mail": f"ana.{uid()}@buyer.example", "seller_mail": f"ventas.{uid()}@shop.example",
@@ -189,3 +192,104 @@ async def test_every_client_shape_is_accepted_and_its_attachments_stored_by_hash
         stored = Path(door["blobs"]) / ref["sha256"][:2] / ref["sha256"]
         assert stored.stat().st_size == ref["size"]
     assert door["buyer_mail"] not in json.dumps(event)
+
+
+# -- bounce reports at VERP return paths (D1) ------------------------------------------------
+
+REPORTS = "bsm.messages.bounce-reports"
+
+
+def return_path(env, message_id: str, expires: datetime) -> str:
+    """A return path exactly as delivery writes it (same key, same module)."""
+    key = base64.b64decode(env["BSM_DELIVERY_VERP_KEY"])
+    return verp.return_path(key, message_id, expires, env["BSM_MAIL_DOMAIN"])
+
+
+@pytest.mark.parametrize("shape", FAILED_SHAPES)
+async def test_a_dsn_from_the_null_sender_at_a_genuine_return_path_is_recorded(
+    door, kafka, prefix, env, shape
+):
+    mid = "m-" + uid()
+    path = return_path(env, mid, datetime.now(UTC) + timedelta(days=14))
+    raw = dsn_mail(shape, return_path=path, recipient=door["buyer_mail"],
+                   msgid=f"{mid}@{env['BSM_MAIL_DOMAIN']}")
+    before = datetime.now(UTC)
+    code, text = await send(door, "", path, raw)  # MAIL FROM:<>, as reporting MTAs send
+    assert code == 250, text
+    [event] = await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid)
+    data = event["data"]
+    assert (event["type"], event["producer"]) == ("BounceReportReceived", "alias")
+    assert event["signature"].startswith("ed25519:")
+    assert (data["action"], data["standard"]) == ("failed", True)
+    assert data["status"].startswith("5.1.")
+    assert data["reporting_mta"] and data["diagnostic"]
+    assert before <= datetime.fromisoformat(data["received_at"]) <= datetime.now(UTC)
+    assert door["buyer_mail"] not in json.dumps(event)
+    assert "@" not in data["diagnostic"]
+
+
+async def test_the_same_report_retried_by_the_provider_is_published_once(door, kafka, prefix, env):
+    mid = "m-" + uid()
+    path = return_path(env, mid, datetime.now(UTC) + timedelta(days=1))
+    raw = dsn_mail("postfix", return_path=path, recipient=door["buyer_mail"], msgid=mid)
+    for _ in range(2):
+        code, text = await send(door, "", path, raw)
+        assert code == 250, text
+    # Both dialogues end in 250; the second report derives the same event id, which the
+    # outbox already holds: one event on the topic.
+    found = await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid,
+                                settle=2.0)
+    assert len(found) == 1
+
+
+async def test_a_plain_text_bounce_is_recorded_as_a_non_standard_failure(
+    door, kafka, prefix, env
+):
+    mid = "m-" + uid()
+    path = return_path(env, mid, datetime.now(UTC) + timedelta(days=1))
+    raw = dsn_mail("plain_undelivered", return_path=path, recipient=door["buyer_mail"], msgid=mid)
+    code, text = await send(door, "MAILER-DAEMON@smtp.old-isp.example", path, raw)
+    assert code == 250, text
+    [event] = await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid)
+    assert (event["data"]["action"], event["data"]["status"], event["data"]["standard"]) == (
+        "failed", "5.0.0", False)
+    assert "Non-standard bounce" in event["data"]["diagnostic"]
+
+
+async def test_a_forged_or_expired_return_path_is_refused_and_nothing_is_published(
+    door, kafka, prefix, env
+):
+    forged_mid, expired_mid = "m-" + uid(), "m-" + uid()
+    genuine = return_path(env, forged_mid, datetime.now(UTC) + timedelta(days=1))
+    local, _, domain = genuine.partition("@")
+    forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"  # one MAC letter off
+    expired = return_path(env, expired_mid, datetime.now(UTC) - timedelta(seconds=1))
+    for path, mid, (status, words) in ((forged, forged_mid, ("5.7.1", "not issued")),
+                                       (expired, expired_mid, ("5.1.1", "expired"))):
+        raw = dsn_mail("postfix", return_path=path, recipient=door["buyer_mail"], msgid=mid)
+        code, text = await send(door, "", path, raw)
+        assert (code, text[:5]) == (550, status) and words in text and "(D1)" in text
+    found = await kafka.collect(prefix + REPORTS,
+                                lambda e: e["data"]["message_id"] in (forged_mid, expired_mid),
+                                count=0, settle=2.0)
+    assert found == []
+    refused = door["rt"].door["door"].refused
+    assert refused["return_path_not_genuine"] == 1 and refused["return_path_expired"] == 1
+
+
+async def test_the_null_sender_is_still_refused_for_an_alias(door):
+    code, text = await send(door, "", door["buyer_alias"], simple_mail("x@y.example", "z"))
+    assert (code, text[:5]) == (550, "5.7.1") and "delivery report" in text
+
+
+async def test_an_auto_reply_at_a_return_path_is_taken_and_records_nothing(
+    door, kafka, prefix, env
+):
+    mid = "m-" + uid()
+    path = return_path(env, mid, datetime.now(UTC) + timedelta(days=1))
+    reply = simple_mail(door["buyer_mail"], path, subject="Out of office: Silla",
+                        body="I am on holiday until Monday.")
+    code, text = await send(door, door["buyer_mail"], path, reply)
+    assert code == 250 and "nothing recorded" in text
+    assert await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid,
+                               count=0, settle=1.5) == []

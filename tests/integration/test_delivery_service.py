@@ -1,5 +1,7 @@
 """The delivery service against real Kafka, PostgreSQL and the stack's mail sink."""
 
+import asyncio
+import base64
 import email
 import uuid
 from datetime import UTC, datetime
@@ -8,9 +10,11 @@ from pathlib import Path
 
 from bsm_delivery.app import create_runtime
 from bsm_delivery.settings import DeliverySettings
-from bsm_shared.contract import PolicyCheckedEvent
+from bsm_shared.contract import BounceReportReceivedEvent, PolicyCheckedEvent
+from bsm_shared.contract.payloads import BounceReportReceived
 from bsm_shared.contract.signing import Signer, load_private_key
 from bsm_shared.contract.wire import build_event, to_wire
+from bsm_shared.runtime import verp
 from tests.factories import policy_checked, uid
 from tests.stack import platform_event, running
 
@@ -88,3 +92,105 @@ async def test_a_rejection_becomes_one_bounce_naming_the_rule(kafka, prefix, set
     assert (bounce["data"]["stage"], bounce["data"]["rule"], bounce["data"]["reason_code"]) == (
         "policy", "C1", "unknown_order")
     assert bounce["data"]["remedy"] == "Check the order number."
+
+
+# -- bounce reports after delivery (D1) ------------------------------------------------------
+
+def bounce_report(env, message_id: str, action: str = "failed", status: str = "5.1.1",
+                  event_id: uuid.UUID | None = None) -> bytes:
+    """A BounceReportReceived as the alias service's mail door publishes it (signed)."""
+    data = BounceReportReceived(
+        message_id=message_id, received_at=datetime.now(UTC), action=action, status=status,
+        diagnostic="550 5.1.1 <[address]>: Recipient address rejected: User unknown",
+        reporting_mta="mx1.mail-provider.example", standard=True)
+    event = build_event(BounceReportReceivedEvent, data, event_id=event_id or uuid.uuid4(),
+                        occurred_at=data.received_at, producer="alias",
+                        correlation_id=message_id)
+    return to_wire(event, Signer("alias", load_private_key(env["BSM_ALIAS_SIGNING_KEY"])))
+
+
+def party(pid: str, role: str, address: str) -> bytes:
+    return platform_event("PartyRegistered", {
+        "party_id": pid, "role": role, "email": address, "display_name": "Ana B.",
+        "locale": "es-ES", "marketplace": "ES"}, pid)
+
+
+async def sink_notice(env, message_id: str, timeout: float = 20.0):
+    """The bounce notice about ``message_id`` in the mail sink, once it is there."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
+            mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            if mail["Message-ID"] == f"<notice-{message_id}@{env['BSM_MAIL_DOMAIN']}>":
+                return mail
+        await asyncio.sleep(0.3)
+    return None
+
+
+async def test_a_failed_report_after_delivery_becomes_one_bounce_and_a_notice_to_the_sender(
+    kafka, prefix, settings_for, env
+):
+    settings = settings_for(DeliverySettings, "delivery", verp_key=env["BSM_DELIVERY_VERP_KEY"])
+    buyer, seller = "b-" + uid(), "s-" + uid()
+    buyer_mail, seller_mail = f"{uid()}@buyer-mail.example", f"{uid()}@seller-mail.example"
+    mid, value = decision(env, sender_party_id=buyer, recipient_party_id=seller,
+                          sender_role="buyer")
+    reports, bounced = prefix + "bsm.messages.bounce-reports", prefix + "bsm.messages.bounced"
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(buyer, "buyer", buyer_mail), buyer)
+        await kafka.publish(prefix + "bsm.parties", party(seller, "seller", seller_mail), seller)
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+        [delivered] = await kafka.collect(prefix + "bsm.messages.delivered",
+                                          lambda e: e["data"]["message_id"] == mid)
+        # The relayed mail's envelope sender is the message's signed return path.
+        mail = sink_mail(env, mid)
+        assert mail is not None
+        path = str(mail["X-Bsm-Sink-Envelope-From"])
+        key = base64.b64decode(env["BSM_ALIAS_VERP_KEY"])  # the door's copy of the key
+        assert verp.read_return_path(key, path, domain=env["BSM_MAIL_DOMAIN"],
+                                     now=datetime.now(UTC)) == mid
+        await kafka.publish(reports, bounce_report(env, mid, "delayed", "4.4.1"), mid)
+        await kafka.publish(reports, bounce_report(env, mid), mid)
+        await kafka.publish(reports, bounce_report(env, mid, status="5.2.2"), mid)  # a 2nd one
+        found = await kafka.collect(bounced, lambda e: e["data"]["message_id"] == mid,
+                                    settle=3.0)
+        notice = await sink_notice(env, mid)
+    assert len(found) == 1
+    bounce = found[0]
+    assert bounce["producer"] == "delivery" and bounce["signature"].startswith("ed25519:")
+    data = bounce["data"]
+    assert (data["stage"], data["reason_code"], data["rule"], data["after_delivery"]) == (
+        "delivery", "bounce_report", "D1", True)
+    assert "5.1.1" in data["explanation"] and data["remedy"]
+    assert (data["sender_party_id"], data["recipient_party_id"], data["conversation_id"]) == (
+        buyer, seller, delivered["data"]["conversation_id"])
+    assert seller_mail not in str(bounce) and buyer_mail not in str(bounce)
+    assert notice is not None and notice["X-Bsm-Sink-Envelope-To"] == buyer_mail
+    assert "D1" in notice.get_content()
+
+
+async def test_a_report_for_an_unknown_message_or_a_bounced_one_changes_nothing(
+    kafka, prefix, settings_for, env
+):
+    settings = settings_for(DeliverySettings, "delivery", verp_key=env["BSM_DELIVERY_VERP_KEY"])
+    violation = {"rule": "C1", "code": "unknown_order", "detail": "Order unknown.",
+                 "remedy": "Check the order number."}
+    rejected, value = decision(env, verdict="rejected", violations=[violation])
+    unknown = "m-" + uid()
+    reports, bounced = prefix + "bsm.messages.bounce-reports", prefix + "bsm.messages.bounced"
+    async with running(create_runtime(settings)) as rt:
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+        [first] = await kafka.collect(bounced, lambda e: e["data"]["message_id"] == rejected)
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        for mid, event_id in zip((unknown, rejected), ids, strict=True):
+            await kafka.publish(reports, bounce_report(env, mid, event_id=event_id), mid)
+        found = await kafka.collect(bounced, lambda e: e["data"]["message_id"] in (
+            unknown, rejected), settle=3.0)
+        # Both reports were consumed (recorded as processed), not left behind.
+        async with rt.pool.acquire() as conn:
+            processed = await conn.fetchval(
+                f"SELECT count(*) FROM {rt.schema}.processed_events WHERE event_id = ANY($1)",
+                ids)
+    assert [e["event_id"] for e in found] == [first["event_id"]]
+    assert first["data"]["after_delivery"] is False
+    assert processed == 2

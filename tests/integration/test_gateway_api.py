@@ -7,13 +7,15 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from httpx import ASGITransport, AsyncClient
 
 from bsm_gateway.app import create_app
 from bsm_gateway.settings import GatewaySettings
 from bsm_shared.contract.events import parse_event
-from bsm_shared.runtime import links, transit
+from bsm_shared.runtime import links
+from bsm_shared.runtime.keyring import sealed_party
 from tests import gateway_support as g
 from tests.factories import uid
 from tests.stack import platform_event
@@ -23,7 +25,7 @@ from tests.stack import platform_event
 def gateway_settings(settings_for, env, tmp_path) -> GatewaySettings:
     return settings_for(
         GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
-        link_key=env["BSM_LINK_KEY"], transit_key=env["BSM_TRANSIT_KEY"],
+        link_key=env["BSM_LINK_KEY"],
         blob_dir=str(tmp_path / "blobs"), max_attachment_bytes=64 * 1024,
     )
 
@@ -231,10 +233,14 @@ async def test_settings_travel_sealed_and_only_operators_lift_a_sanction(
     settings_event = by_type["SellerSettingsChanged"]
     [sealed] = settings_event["data"]["authorized_senders"]
     assert changed.status_code == 202 and other.status_code == 403
-    assert "ventas@sol.example" not in json.dumps(settings_event) and transit.is_sealed(sealed)
-    key = gateway_settings.transit_key_bytes()
-    assert transit.unseal(key, sealed, "SellerSettingsChanged.authorized_senders") == \
-        "ventas@sol.example"
+    assert "ventas@sol.example" not in json.dumps(settings_event)
+    assert sealed_party(sealed) == seller  # sealed with the seller's own key: erasable
+    conn = await asyncpg.connect(env["BSM_DATABASE_URL"])
+    try:
+        assert await gateway_settings.keyring().open(
+            conn, sealed, "SellerSettingsChanged.authorized_senders") == "ventas@sol.example"
+    finally:
+        await conn.close()
     assert settings_event["data"]["messaging_enabled"] is False
     assert opt_out.status_code == 202
     assert by_type["BuyerPreferencesChanged"]["data"]["unsolicited_opt_out"] is True

@@ -22,7 +22,7 @@ from tests.integration.test_gateway_api import seed
 def gateway_settings(settings_for, env, tmp_path) -> GatewaySettings:
     return settings_for(
         GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
-        link_key=env["BSM_LINK_KEY"], transit_key=env["BSM_TRANSIT_KEY"],
+        link_key=env["BSM_LINK_KEY"],
         blob_dir=str(tmp_path / "blobs"), max_attachment_bytes=64 * 1024,
     )
 
@@ -180,3 +180,55 @@ async def test_contact_options_and_lint_answer_from_the_rulebook_without_sending
     assert lint.json()["ok"] is False and "C4" in rules
     assert clean.json() == {"ok": True, "violations": []}
     assert submitted is None, "asking never sends"
+
+
+async def test_each_action_links_a_json_schema_of_its_body_with_the_models_fields(
+    kafka, env, prefix, gateway_settings
+):
+    import jsonschema_rs  # comes with schemathesis
+
+    from bsm_gateway import core
+
+    app = create_app(gateway_settings)
+    async with app.router.lifespan_context(app):
+        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+        a = await seed(kafka, env, prefix)
+        amz = {"x-amz-access-token": g.auth(env, a["seller"])["Authorization"].split()[1]}
+        base = f"/messaging/v1/orders/{a['order']}"
+        actions = await g.eventually(lambda: http.get(base, headers=amz),
+                                     lambda r: r.status_code == 200)
+        linked = {}
+        for action in actions.json()["_embedded"]["actions"]:
+            linked[action["payload"]["name"]] = await http.get(
+                action["_links"]["schema"]["href"], headers=amz)
+        schemas = {kind: await http.get(f"{base}/messages/{kind}/schema", headers=amz)
+                   for kind in core.SP_TYPES}
+        foreign = await http.get(f"{base}/messages/invoice/schema", headers={
+            "x-amz-access-token": g.auth(env, "seller-x")["Authorization"].split()[1]})
+        too_long = await http.post(f"{base}/messages/unexpectedProblem", headers=amz,
+                                   json={"text": "x" * 2001})
+
+    model = g.sp_model()["definitions"]
+    assert linked and all(r.status_code == 200 for r in linked.values())
+    for kind, response in schemas.items():
+        assert response.status_code == 200, response.text
+        g.sp_validate(response.json(), "GetSchemaResponse")
+        schema = response.json()["payload"]
+        request = model["InvoiceRequest" if kind == "invoice" else f"Create{kind[0].upper()}"
+                        f"{kind[1:]}Request"]
+        assert set(schema["properties"]) == set(request["properties"]), kind
+        for field in ("text",):
+            if field in request["properties"]:
+                assert schema["properties"][field]["maxLength"] \
+                    == request["properties"][field]["maxLength"], kind
+        validator = jsonschema_rs.Draft4Validator(schema)
+        assert not validator.is_valid({})  # every type needs its text or attachments
+    text_only = jsonschema_rs.Draft4Validator(schemas["unexpectedProblem"].json()["payload"])
+    assert text_only.is_valid({"text": "The carrier delayed your parcel."})
+    assert not text_only.is_valid({"text": "x" * 2001})
+    invoice = jsonschema_rs.Draft4Validator(schemas["invoice"].json()["payload"])
+    assert invoice.is_valid({"attachments": [{"uploadDestinationId": "a" * 64,
+                                              "fileName": "invoice.pdf"}]})
+    assert foreign.status_code == 404 and foreign.json()["errors"][0]["code"] == "NotFound"
+    assert too_long.status_code == 422  # what the schema says is what the door enforces
+    assert too_long.json()["errors"][0]["code"] == "InvalidInput"

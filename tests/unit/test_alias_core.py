@@ -6,9 +6,20 @@ from bsm_alias.store import ALIAS_ALPHABET, ALIAS_LENGTH, random_alias_local
 from tests.factories import submitted
 
 BUYER = core.Party("buyer-1", "buyer", "Ana B.", "es-ES")
-SELLER = core.Party("seller-1", "seller", "Muebles Sol", "es-ES")
+SELLER = core.Party("seller-1", "seller", "Muebles Sol", "es-ES",
+                    sealed_name="pii:v1:seller-1:c2VhbGVk")
 OTHER_SELLER = core.Party("seller-2", "seller", "Lámparas Luna", "es-ES")
 REL = core.Relationship("r-1", "buyer-1", "seller-1", "b" * 16, "s" * 16)
+
+
+def test_an_erased_party_can_neither_send_nor_receive():
+    erased = core.Party("buyer-1", "buyer", "", "es-ES", erased=True)
+    for sender, recipient in ((erased, SELLER), (SELLER, erased)):
+        stop = core.check_parties(
+            submitted(sender={"party_id": sender.party_id}, recipient={"party_id": recipient.party_id}),
+            sender, recipient)
+        assert stop is not None and stop.reason_code == "party_erased"
+        assert "erased" in stop.explanation and stop.remedy
 
 
 def test_aliases_are_16_lowercase_characters_with_at_least_75_bits_of_randomness():
@@ -76,7 +87,7 @@ def test_a_reply_to_an_unknown_message_or_another_relationship_is_stopped():
     assert isinstance(other, core.Stop) and other.reason_code == "reply_outside_relationship"
 
 
-def test_addressed_fields_carry_aliases_and_the_business_name_never_an_address():
+def test_addressed_fields_carry_aliases_and_the_sealed_business_name_never_plaintext():
     fields = core.addressed_fields(
         submitted(sender={"party_id": "seller-1"}, recipient={"party_id": "buyer-1"}),
         sender=SELLER, recipient=BUYER, relationship=REL, conversation_id="c-1",
@@ -84,4 +95,5 @@ def test_addressed_fields_carry_aliases_and_the_business_name_never_an_address()
     )
     assert fields.sender_alias == "s" * 16 + "@marketplace.example"
     assert fields.recipient_alias == "b" * 16 + "@marketplace.example"
-    assert fields.sender_display_name == "Muebles Sol"
+    assert fields.sender_display_name == "pii:v1:seller-1:c2VhbGVk"
+    assert "Muebles" not in fields.model_dump_json()

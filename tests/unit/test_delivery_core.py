@@ -6,8 +6,8 @@ from tests.factories import T0, policy_checked
 
 
 def test_the_relayed_mail_shows_the_business_name_and_alias_and_threads_replies():
-    pc = policy_checked(sender_display_name="Muebles Sol", in_reply_to="m-0")
-    mail = core.compose(pc, domain="marketplace.example", now=T0)
+    pc = policy_checked(sender_display_name="pii:v1:s1:c2VhbGVk", in_reply_to="m-0")
+    mail = core.compose(pc, sender_name="Muebles Sol", domain="marketplace.example", now=T0)
     assert mail["From"] == f'Muebles Sol <{pc.sender_alias}>'
     assert mail["To"] == pc.recipient_alias
     assert mail["Message-ID"] == f"<{pc.message_id}@marketplace.example>"

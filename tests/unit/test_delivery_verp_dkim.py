@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bsm_delivery import dkim_sign, verp
+from bsm_delivery import dkim_sign
+from bsm_shared.runtime import verp
 
 KEY, DOMAIN = b"k" * 32, "marketplace.example"
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -25,9 +26,9 @@ def test_a_return_path_names_its_message_and_reads_back_until_it_expires():
                                  now=NOW) == MID
 
 
-def test_an_expired_return_path_is_refused():
+def test_an_expired_return_path_is_refused_as_expired_not_as_forged():
     path = verp.return_path(KEY, MID, NOW + timedelta(days=14), DOMAIN)
-    with pytest.raises(verp.VerpError, match="expired"):
+    with pytest.raises(verp.VerpExpired, match="expired"):
         verp.read_return_path(KEY, path, domain=DOMAIN, now=NOW + timedelta(days=14, seconds=1))
 
 
@@ -38,8 +39,9 @@ def test_a_return_path_for_another_message_or_a_later_expiry_is_refused_as_forge
     other_message = f"bounces+{MID[:-1]}e.{expires}.{mac}@{DOMAIN}"
     later = f"bounces+{MID}.{expires}z.{mac}@{DOMAIN}"
     for forged in (other_message, later):
-        with pytest.raises(verp.VerpError, match="not issued"):
+        with pytest.raises(verp.VerpError, match="not issued") as raised:
             verp.read_return_path(KEY, forged, domain=DOMAIN, now=NOW)
+        assert not isinstance(raised.value, verp.VerpExpired)
     with pytest.raises(verp.VerpError, match="not issued"):
         verp.read_return_path(b"x" * 32, path, domain=DOMAIN, now=NOW)
 

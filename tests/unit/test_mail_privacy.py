@@ -64,6 +64,6 @@ def test_no_real_address_of_either_party_survives_the_relay(
         sender_alias=SELLER_ALIAS, recipient_alias=BUYER_ALIAS,
         sender_display_name="Muebles Sol", conversation_started_by="buyer",
         verdict="approved", checked_at=now)
-    relayed = all_text(delivery.compose(checked, domain=DOMAIN, now=now).as_bytes())
+    relayed = all_text(delivery.compose(checked, sender_name="Muebles Sol", domain=DOMAIN, now=now).as_bytes())
     for real in {seller, buyer, envelope}:
         assert real.lower() not in relayed

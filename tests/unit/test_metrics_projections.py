@@ -76,3 +76,11 @@ def test_marking_a_message_twice_keeps_the_first_reason():
     state = fold([delivered("q", conversation="c", sender_role="buyer", at=T0),
                   marked("q", T0 + H), reported("q", T0 + 2 * H, reporter="s-1")])
     assert state.tracked["q"].excluded == "no_response_needed"
+
+
+def test_a_reporter_reporting_the_same_message_twice_counts_once():
+    events = [delivered("q", conversation="c", sender_role="seller", at=T0, seller="s")]
+    events += [reported("q", T0 + H, reporter="b-1"), reported("q", T0 + 2 * H, reporter="b-1"),
+               reported("q", T0 + 2 * H, reporter="b-2")]
+    state = fold(events)
+    assert [(r.message_id, r.reporter_id) for r in state.reports] == [("q", "b-1"), ("q", "b-2")]

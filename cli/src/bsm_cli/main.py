@@ -1,5 +1,6 @@
 """``bsm``: the command line for people who run or investigate bsm.
 
+``bsm erase PARTY_ID`` erases a party's personal data (through the gateway, as an operator).
 ``bsm dispute ORDER_ID`` prints an order's timeline from the record (the metrics service's
 ``GET /v1/orders/{order_id}/timeline``): every event in time order, with who produced it and
 whether its signature verified. The metrics URL comes from ``BSM_METRICS_URL`` or, in a
@@ -67,7 +68,12 @@ def summarize(entry: dict[str, Any]) -> str:
     if kind == "Delivered":
         return f"delivered via {', '.join(data.get('channels', []))}"
     if kind == "Bounced":
-        return f"bounced at {data.get('stage')}: {data.get('reason_code')} — {data.get('explanation')}"
+        later = " (after delivery, reported by the provider)" if data.get("after_delivery") else ""
+        return (f"bounced at {data.get('stage')}{later}: {data.get('reason_code')} — "
+                f"{data.get('explanation')}")
+    if kind == "BounceReportReceived":
+        return (f"bounce report: {data.get('action')} {data.get('status')} from "
+                f"{data.get('reporting_mta') or 'an unknown server'}")
     if kind == "Reported":
         return f"reported: {data.get('reason')}"
     if kind == "ResponseNotNeeded":
@@ -127,6 +133,62 @@ def dispute(
             entry["producer"], sig, summarize(entry),
         )
     console.print(table)
+    if timeline.get("erased_parties"):
+        console.print(f"[yellow]Erased parties:[/yellow] {', '.join(timeline['erased_parties'])} "
+                      "— their personal data in these events is shredded (unreadable); the "
+                      "events and their signatures are intact.")
+
+
+def gateway_url() -> str:
+    return (os.environ.get("BSM_GATEWAY_URL") or _stack_env().get("BSM_GATEWAY_URL")
+            or "http://127.0.0.1:18080")
+
+
+def _gateway(method: str, path: str, party_id: str, role: str, **kwargs: Any) -> httpx.Response:
+    """One call to the gateway as ``party_id`` in ``role`` (a token signed with the local
+    stack's key); an unreachable gateway or a missing key ends the command with what to do."""
+    from bsm_gateway.auth import issue_token, token_key_from_environment
+
+    try:
+        key = token_key_from_environment()
+    except LookupError as exc:
+        console.print(f"[red]{exc}.[/red] Is the stack up (`make up`)?")
+        raise typer.Exit(2) from None
+    try:
+        return httpx.request(method, f"{gateway_url().rstrip('/')}{path}", timeout=15,
+                             headers={"Authorization": f"Bearer {issue_token(key, party_id, role)}"},
+                             **kwargs)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Cannot reach the gateway at {gateway_url()}:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def erase(
+    party_id: Annotated[str, typer.Argument(help="The buyer or seller whose data to erase.")],
+    operator: Annotated[str, typer.Option(help="Your operator id (recorded in the event).")],
+    reason: Annotated[str, typer.Option(help="Why, e.g. the data-subject request id.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase PARTY_ID's personal data: its key is destroyed (crypto-shredding), so its names
+    and addresses in every event become unreadable; the record and replays stay intact.
+    Cannot be undone."""
+    if not yes:
+        typer.confirm(f"Erase the personal data of {party_id}? This cannot be undone.", abort=True)
+    response = _gateway("POST", f"/v1/parties/{party_id}/erasure", operator, "operator",
+                        json={"reason": reason})
+    if response.status_code != 202:
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        console.print(f"[red]Erasure refused ({response.status_code}):[/red] "
+                      f"{body.get('detail', response.text[:300])}")
+        raise typer.Exit(1)
+    body = response.json()
+    if body["status"] == "already_erased":
+        console.print(f"[yellow]{party_id} was already erased at {body['erased_at']}.[/yellow]")
+        return
+    console.print(f"[green]Erased {party_id}[/green] at {body['erased_at']}: its key is "
+                  f"destroyed; PartyErased {body['event_id']} is on the record.")
 
 
 @app.command()
@@ -190,22 +252,7 @@ def orders(
     seller: Annotated[str, typer.Option("--seller", help="Your seller id (the token's party).")],
 ) -> None:
     """List a buyer's orders with you, found by the buyer's alias (A5), through the gateway."""
-    from bsm_gateway.auth import issue_token, token_key_from_environment
-
-    try:
-        key = token_key_from_environment()
-    except LookupError as exc:
-        console.print(f"[red]{exc}.[/red] Is the stack up (`make up`)?")
-        raise typer.Exit(2) from None
-    url = (os.environ.get("BSM_GATEWAY_URL") or _stack_env().get("BSM_GATEWAY_URL")
-           or "http://127.0.0.1:18080")
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/orders", params={"buyer_alias": buyer_alias},
-                             headers={"Authorization": f"Bearer {issue_token(key, seller)}"},
-                             timeout=10)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]Cannot reach the gateway at {url}:[/red] {exc}")
-        raise typer.Exit(2) from None
+    response = _gateway("GET", "/v1/orders", seller, "seller", params={"buyer_alias": buyer_alias})
     if response.status_code != 200:
         console.print(f"[yellow]{response.json().get('detail', response.text)}[/yellow]")
         raise typer.Exit(1)

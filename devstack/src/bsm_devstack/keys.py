@@ -5,7 +5,10 @@
 * ``BSM_ALIAS_PII_KEY``, ``BSM_DELIVERY_PII_KEY``: base64 of 32 random bytes (AES-256
   key-encryption keys).
 * ``BSM_GATEWAY_TOKEN_KEY``: base64 of 32 random bytes.
-* ``BSM_DELIVERY_VERP_KEY``: base64 of 32 random bytes (HMAC of VERP return paths).
+* ``BSM_KEYRING_KEY``: base64 of 32 random bytes (wraps the party keyring's data keys; shared
+  by alias, policy, delivery and the gateway).
+* ``BSM_DELIVERY_VERP_KEY``: base64 of 32 random bytes (HMAC of VERP return paths);
+  ``BSM_ALIAS_VERP_KEY`` holds the same value (the mail door verifies the return paths).
 * ``BSM_DELIVERY_DKIM_KEY``: base64 of a PEM RSA-2048 private key (DKIM for the mail domain).
 
 Existing keys are never regenerated (data encrypted or signed with them must stay readable);
@@ -33,6 +36,8 @@ from bsm_devstack.envfile import format_env, read_env_file
 
 SERVICES: tuple[str, ...] = ("alias", "policy", "delivery", "metrics", "gateway")
 PII_KEY_SERVICES: tuple[str, ...] = ("alias", "delivery")
+#: Keys two services must share under their own prefixed names: (copy) -> (source).
+SAME_AS: dict[str, str] = {"BSM_ALIAS_VERP_KEY": "BSM_DELIVERY_VERP_KEY"}
 
 HEADER = (
     "bsm local stack secrets: generated once by `python -m bsm_devstack up`, never regenerated.\n"
@@ -75,6 +80,8 @@ def _generators() -> dict[str, Callable[[], str]]:
     gens["BSM_GATEWAY_TOKEN_KEY"] = _new_secret_key
     # Shared by the services that seal or open personal data in transit (bsm_shared.runtime.transit).
     gens["BSM_TRANSIT_KEY"] = _new_secret_key
+    # Key-encryption key of the party keyring (per-party data keys; erasure shreds them).
+    gens["BSM_KEYRING_KEY"] = _new_secret_key
     # Shared by delivery (signs action links in mail) and the gateway (verifies them).
     gens["BSM_LINK_KEY"] = _new_secret_key
     # Delivery: HMAC key of VERP return paths, and the DKIM key of the marketplace domain.
@@ -88,6 +95,9 @@ def ensure_secrets(path: Path) -> tuple[dict[str, str], list[str]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(path) if path.exists() else {}
     missing = {name: gen() for name, gen in _generators().items() if name not in existing}
+    for name, source in SAME_AS.items():  # also added to a stack whose source key exists
+        if name not in existing:
+            missing[name] = existing.get(source) or missing[source]
     if not path.exists():
         _create_exclusive(path, format_env(missing, HEADER))
     elif missing:

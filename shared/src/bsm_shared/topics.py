@@ -27,12 +27,14 @@ class Topic(StrEnum):
     BOUNCED = "bsm.messages.bounced"
     REPORTED = "bsm.messages.reported"
     RESPONSE_NOT_NEEDED = "bsm.messages.response-not-needed"
+    BOUNCE_REPORTS = "bsm.messages.bounce-reports"
 
 
 #: What each topic carries and how it is keyed (also published in the AsyncAPI document).
 DESCRIPTIONS: dict[Topic, str] = {
     Topic.PARTIES: "Key: party id. PartyRegistered, SellerSettingsChanged, "
-    "BuyerPreferencesChanged, SellerMessagingRestricted, SellerMessagingRestrictionLifted.",
+    "BuyerPreferencesChanged, SellerMessagingRestricted, SellerMessagingRestrictionLifted, "
+    "PartyErased.",
     Topic.ORDERS: "Key: order id. OrderPlaced, OrderStatusChanged.",
     Topic.SUBMITTED: "Key: message id. MessageSubmitted (from people, mail clients and "
     "platform services).",
@@ -44,6 +46,9 @@ DESCRIPTIONS: dict[Topic, str] = {
     Topic.BOUNCED: "Key: relationship id (message id before addressing). Bounced.",
     Topic.REPORTED: "Key: relationship id. Reported.",
     Topic.RESPONSE_NOT_NEEDED: "Key: relationship id. ResponseNotNeeded.",
+    Topic.BOUNCE_REPORTS: "Key: message id. BounceReportReceived (a delivery status report "
+    "from a recipient's mail provider, received by the mail door at the message's signed VERP "
+    "return path).",
 }
 
 
@@ -59,6 +64,7 @@ PARTITIONS: dict[Topic, int] = {
     Topic.BOUNCED: 6,
     Topic.REPORTED: 3,
     Topic.RESPONSE_NOT_NEEDED: 3,
+    Topic.BOUNCE_REPORTS: 6,
 }
 
 #: Topic configuration: every topic keeps its events forever (the record). Not compacted:
@@ -115,6 +121,7 @@ PRODUCERS: dict[Topic, frozenset[str]] = {
     Topic.BOUNCED: frozenset({"alias", "delivery"}),
     Topic.REPORTED: frozenset({"gateway"}),
     Topic.RESPONSE_NOT_NEEDED: frozenset({"gateway"}),
+    Topic.BOUNCE_REPORTS: frozenset({"alias"}),
 }
 
 
@@ -123,4 +130,5 @@ PRODUCERS: dict[Topic, frozenset[str]] = {
 TYPE_PRODUCERS: dict[str, frozenset[str]] = {
     "SellerMessagingRestricted": frozenset({"policy"}),
     "SellerMessagingRestrictionLifted": frozenset({"gateway"}),
+    "PartyErased": frozenset({"gateway"}),
 }

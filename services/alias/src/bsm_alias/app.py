@@ -23,11 +23,13 @@ from bsm_shared.contract.payloads import (
     Bounced,
     MessageAddressed,
     MessageSubmitted,
+    PartyErased,
     PartyRegistered,
     SellerSettingsChanged,
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
+from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.runtime.transit import is_sealed, unseal
@@ -44,37 +46,57 @@ PRODUCER = "alias"
 
 
 class AliasHandlers:
-    def __init__(self, rt: ServiceRuntime, settings: AliasSettings, new_id: Callable[[], UUID]):
+    def __init__(
+        self, rt: ServiceRuntime, settings: AliasSettings, new_id: Callable[[], UUID],
+        keyring: Keyring,
+    ):
         self.rt = rt
         self.settings = settings
         self.vault = PiiVault(settings.pii_key_bytes())
+        self.keyring = keyring
         self.new_id = new_id
 
     def store(self, conn: asyncpg.Connection) -> AliasStore:
-        return AliasStore(conn, self.rt.schema, self.vault)
+        return AliasStore(conn, self.rt.schema, self.vault, self.keyring)
 
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         data = incoming.event.data
         if isinstance(data, PartyRegistered):
-            await self.store(conn).upsert_party(
-                party_id=data.party_id, role=data.role, display_name=data.display_name,
-                locale=data.locale, marketplace=data.marketplace, email=data.email,
+            # The platform may send the personal fields sealed with the party's key (then
+            # erasure reaches bsm.parties too); None: that key is gone, the party was erased.
+            email = await self.keyring.open(conn, data.email, "email")
+            name = await self.keyring.open(conn, data.display_name, "display_name")
+            stored = email is not None and name is not None and await self.store(
+                conn).upsert_party(
+                party_id=data.party_id, role=data.role, display_name=name,
+                locale=data.locale, marketplace=data.marketplace, email=email,
                 registered_at=incoming.event.occurred_at,
             )
+            if not stored:
+                log.info("registration of erased party %s ignored", data.party_id)
+            incoming.released.append(f"party:{data.party_id}")
+        elif isinstance(data, PartyErased):
+            await self.store(conn).erase_party(data.party_id, data.erased_at)
             incoming.released.append(f"party:{data.party_id}")
         elif isinstance(data, SellerSettingsChanged):
             store = self.store(conn)
             for field, state in (("authorized_senders", "approved"), ("blocked_senders", "blocked")):
                 values = getattr(data, field)
                 if values is not None:  # absent: unchanged; [] clears the list
-                    opened = [self.open(v, f"SellerSettingsChanged.{field}") for v in values]
+                    opened = [
+                        await self.open(conn, v, f"SellerSettingsChanged.{field}") for v in values
+                    ]
                     await store.replace_senders(
                         data.seller_id, state, [v for v in opened if v is not None]
                     )
         return []
 
-    def open(self, value: str, context: str) -> str | None:
-        """A settings address in plaintext (outside producers) or unsealed (our gateway)."""
+    async def open(self, conn: asyncpg.Connection, value: str, context: str) -> str | None:
+        """A settings address in plaintext (outside producers) or unsealed (our gateway:
+        sealed with the seller's keyring key, or — events from before the keyring — with the
+        transit key). ``None`` when it cannot be opened (the seller was erased)."""
+        if is_party_sealed(value):
+            return await self.keyring.open(conn, value, context)
         if not is_sealed(value):
             return value
         key = self.settings.transit_key_bytes()
@@ -190,27 +212,29 @@ def create_runtime(
             rt, store=holder["h"].store, mail_domain=settings.mail_domain,
             blobs=blobs or LocalBlobStore(Path(settings.blob_dir)),
             spf_check=spf_check or spf_checker(dns_lookup, settings.spf_timeout_seconds),
-            clock=rt.clock, new_id=new_id,
+            clock=rt.clock, new_id=new_id, verp_key=settings.verp_key_bytes(),
         )
         await serve(h, *where, hostname=settings.mail_domain,
                     data_size_limit=settings.max_message_bytes)
 
     def handlers(rt: ServiceRuntime) -> dict:
-        h = holder["h"] = AliasHandlers(rt, settings, new_id)
+        h = holder["h"] = AliasHandlers(rt, settings, new_id, keyring)
         # Order matters: parties are applied before the messages of the same batch.
         return {Topic.PARTIES: h.on_parties, Topic.SUBMITTED: h.on_submitted}
 
+    keyring = settings.keyring()
     rt = ServiceRuntime(
         name=PRODUCER,
         settings=settings,
         group=Group.ALIAS,
         inputs=[Topic.PARTIES, Topic.SUBMITTED],
-        migrations=migrations(settings.db_schema or PRODUCER),
+        migrations=[*migrations(settings.db_schema or PRODUCER), *keyring.migrations()],
         handlers=handlers,
         background=[door] if settings.inbound_address() else [],
         **kwargs,  # type: ignore[arg-type]
     )
     rt.door = holder  # type: ignore[attr-defined]  # tests read the door's counters here
+    rt.keyring = keyring  # type: ignore[attr-defined]
     return rt
 
 

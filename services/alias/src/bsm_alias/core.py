@@ -28,8 +28,10 @@ def alias_local_part(address: str, mail_domain: str) -> str | None:
 class Party:
     party_id: str
     role: Role
-    display_name: str
+    display_name: str  # plaintext, for this process only (scrubbing names out of mail)
     locale: str
+    sealed_name: str = ""  # the same, sealed with the party's key: what events carry
+    erased: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ class Stop:
 
 def check_parties(msg: MessageSubmitted, sender: Party | None, recipient: Party | None) -> Stop | None:
     """Both parties known, distinct, and one buyer and one seller."""
+    for party in (sender, recipient):
+        if party is not None and party.erased:
+            return Stop(
+                "party_erased",
+                "This account was closed and its personal data erased; it can no longer "
+                "send or receive messages.",
+                "Contact the marketplace's support if you believe this is a mistake.",
+            )
     if sender is None:
         return Stop(
             "unknown_sender",
@@ -149,7 +159,7 @@ def addressed_fields(
         recipient_role=recipient.role,
         sender_alias=relationship.alias_of(sender.party_id, mail_domain),
         recipient_alias=relationship.alias_of(recipient.party_id, mail_domain),
-        sender_display_name=sender.display_name,
+        sender_display_name=sender.sealed_name,
         sender_locale=sender.locale,
         recipient_locale=recipient.locale,
         conversation_started_by=started_by,

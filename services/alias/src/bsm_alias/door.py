@@ -8,6 +8,13 @@ The dialogue does the refusing (no bounce is ever mailed to an unverified sender
 * ``DATA``: SPF ``fail`` → ``550 5.7.23``; a header ``From`` other than the envelope sender
   must be at the same domain with SPF ``pass`` (``550 5.7.1`` / ``550 5.7.23``).
 
+Bounce reports (D1): ``RCPT TO`` a VERP return path (``bounces+<message id>.<expiry>.<mac>@``,
+written by delivery) is accepted from any envelope sender, the null sender ``<>`` included
+(the only RCPT it is accepted for), if the MAC verifies with ``BSM_ALIAS_VERP_KEY`` and the
+expiry has not passed (else ``550 5.7.1`` not genuine / ``550 5.1.1`` expired). Its DATA is read
+as a delivery status report (:mod:`bsm_alias.dsn`) and a ``BounceReportReceived`` goes into the
+outbox; nothing is ever mailed back. What the report means for the message is delivery's call.
+
 An accepted mail is parsed and scrubbed (:mod:`bsm_alias.mail`), its attachments stored by
 hash, and a ``MessageSubmitted`` (channel ``email``, ``submitted_at`` = when the door received
 the DATA, B5) is put into the alias service's outbox; ``250`` is answered only after that
@@ -31,14 +38,15 @@ from typing import Any
 import spf
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bsm_shared.contract import MessageSubmittedEvent
-from bsm_shared.contract.payloads import AttachmentRef, MessageSubmitted
+from bsm_shared.contract import BounceReportReceivedEvent, MessageSubmittedEvent
+from bsm_shared.contract.payloads import AttachmentRef, BounceReportReceived, MessageSubmitted
 from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Outgoing
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Topic
 
-from . import core, mail
+from . import core, dsn, mail
 from .blobs import BlobStore
 from .store import AliasStore
 
@@ -89,13 +97,20 @@ class _Accepted:
     sender_id: str
 
 
+@dataclass
+class _ReportTo:
+    """RCPT was a genuine return path: the report is about this message."""
+
+    message_id: str
+
+
 class DoorHandler:
     """aiosmtpd handler: ``handle_MAIL`` / ``handle_RCPT`` / ``handle_DATA``."""
 
     def __init__(
         self, rt: ServiceRuntime, *, store: Callable[[Any], AliasStore], mail_domain: str,
         blobs: BlobStore, spf_check: SpfCheck, clock: Callable[[], datetime],
-        new_id: Callable[[], uuid.UUID],
+        new_id: Callable[[], uuid.UUID], verp_key: bytes | None = None,
     ) -> None:
         self.rt = rt
         self.store = store
@@ -104,6 +119,8 @@ class DoorHandler:
         self.spf_check = spf_check
         self.clock = clock
         self.new_id = new_id
+        self.verp_key = verp_key
+        self.reports = 0
         self.accepted = 0
         self.refused: dict[str, int] = {}
 
@@ -127,7 +144,10 @@ class DoorHandler:
     ) -> str:
         if envelope.rcpt_tos:
             return self._refuse(mail.ONE_ALIAS, "rcpt")
-        if not envelope.mail_from:
+        if self._is_return_path(address):
+            return self._report_rcpt(envelope, address)
+        # aiosmtpd keeps the null reverse-path as "<>" (its angle-addr parser's addr_spec).
+        if envelope.mail_from in ("", "<>", None):
             return self._refuse(mail.NULL_SENDER, "rcpt")
         local = core.alias_local_part(address, self.domain)
         assert self.rt.pool is not None
@@ -149,13 +169,34 @@ class DoorHandler:
         envelope.bsm = _Accepted(relationship, owner, decided)  # type: ignore[attr-defined]
         return "250 2.1.5 OK"
 
+    def _is_return_path(self, address: str) -> bool:
+        local, _, domain = address.strip().rpartition("@")
+        return domain.lower() == self.domain and local.lower().startswith(verp.PREFIX + "+")
+
+    def _report_rcpt(self, envelope: Envelope, address: str) -> str:
+        """A bounce report's RCPT: only a genuine, unexpired return path (any sender)."""
+        if self.verp_key is None:
+            return self._refuse(mail.RETURN_PATH_FORGED, "rcpt")  # nothing can be verified
+        try:
+            message_id = verp.read_return_path(self.verp_key, address, domain=self.domain,
+                                               now=self.clock())
+        except verp.VerpExpired:
+            return self._refuse(mail.RETURN_PATH_EXPIRED, "rcpt")
+        except verp.VerpError:
+            return self._refuse(mail.RETURN_PATH_FORGED, "rcpt")
+        envelope.rcpt_tos.append(address)
+        envelope.bsm = _ReportTo(message_id)  # type: ignore[attr-defined]
+        return "250 2.1.5 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received_at = self.clock()  # B5: the platform's clock starts when the door has the mail
-        ctx: _Accepted | None = getattr(envelope, "bsm", None)
+        ctx: _Accepted | _ReportTo | None = getattr(envelope, "bsm", None)
         if ctx is None:
             return "554 5.5.1 No valid recipients"
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
+        if isinstance(ctx, _ReportTo):
+            return await self._report(ctx, raw, received_at)
         try:
             parsed = mail.parse(raw)
         except Exception:  # noqa: BLE001 - the email package is lenient; this is a last resort
@@ -178,6 +219,47 @@ class DoorHandler:
             return "451 4.3.0 Temporary failure, try again later"
         self.accepted += 1
         return f"250 2.0.0 Ok: queued as {message_id}"
+
+    async def _report(self, ctx: _ReportTo, raw: bytes, received_at: datetime) -> str:
+        """Record a bounce report as ``BounceReportReceived`` (never answered by mail)."""
+        try:
+            report = dsn.read_report(raw)
+        except Exception:  # noqa: BLE001 - the email package is lenient; this is a last resort
+            log.exception("unreadable bounce report for message %s", ctx.message_id)
+            return "550 5.6.0 The report could not be read as MIME (RFC 5322/2045)"
+        if report is None:
+            # An out-of-office reply or other stray mail at the return path: taken (a refusal
+            # would make its server mail a bounce to someone), recorded nowhere.
+            log.info("mail at the return path of %s is no bounce report; ignored", ctx.message_id)
+            return "250 2.0.0 Ok: not a delivery status report, nothing recorded"
+        data = BounceReportReceived(
+            message_id=ctx.message_id, received_at=received_at,
+            action=report.action,  # type: ignore[arg-type]  # one of dsn.ACTIONS
+            status=report.status, diagnostic=report.diagnostic,
+            reporting_mta=report.reporting_mta, standard=report.standard,
+        )
+        event = build_event(
+            BounceReportReceivedEvent, data,
+            # The provider retrying the same report (same Message-ID, or same bytes) gives the
+            # same event id: consumers drop the copy.
+            event_id=derived_event_id(ctx.message_id, f"bounce-report:{report.report_id}"),
+            occurred_at=received_at, producer="alias", correlation_id=ctx.message_id,
+        )
+        try:
+            assert self.rt.pool is not None
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                await self.rt.record(
+                    conn, [Outgoing(Topic.BOUNCE_REPORTS, ctx.message_id, event)]
+                )
+        except Exception:  # noqa: BLE001 - nothing committed: the reporting MTA retries
+            log.exception("door could not record the bounce report")
+            return "451 4.3.0 Temporary failure, try again later"
+        assert self.rt.relay is not None
+        self.rt.relay.wake()
+        self.reports += 1
+        log.info("bounce report for message %s: %s %s (%s)", ctx.message_id, report.action,
+                 report.status, "standard" if report.standard else "non-standard")
+        return f"250 2.0.0 Ok: report recorded for {ctx.message_id}"
 
     async def _submit(
         self, ctx: _Accepted, parsed: mail.ParsedMail, envelope_sender: str, received_at: datetime

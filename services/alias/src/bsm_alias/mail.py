@@ -65,6 +65,16 @@ NULL_SENDER = Refusal(
     550, "5.7.1", "null_sender",
     "Mail without a sender is accepted only as a delivery report for marketplace mail (D2).",
 )
+RETURN_PATH_FORGED = Refusal(
+    550, "5.7.1", "return_path_not_genuine",
+    "This return path was not issued by the marketplace (its signature does not verify) (D1): "
+    "delivery reports are accepted only at the return path of a mail we sent.",
+)
+RETURN_PATH_EXPIRED = Refusal(
+    550, "5.1.1", "return_path_expired",
+    "This return path has expired (D1): delivery reports are accepted for a limited time after "
+    "the mail was sent; nothing to do.",
+)
 ONE_ALIAS = Refusal(
     452, "4.5.3", "one_alias_per_message",
     "One alias per message (A3): send the other recipients a separate message.",
@@ -257,6 +267,30 @@ def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
 _OPENERS = r'\s*(?:<br\s*/?>\s*)?(?:<|&lt;|\[mailto:|\(|<a\s[^>]*>)?\s*(?:mailto:)?'
 
 
+#: Named HTML character references a mail client may use inside an address (HTML 5 names).
+_NAMED = {"@": ("commat",), ".": ("period",), "-": ("hyphen", "dash"), "_": ("lowbar",),
+          "+": ("plus",)}
+
+
+def _char(c: str) -> str:
+    """A pattern for one character of an address, also written as an HTML character reference
+    (``&#64;``, ``&#x40;``, ``&commat;``): the HTML part of a mail shows those as the character,
+    so an address spelled with them is the same address to the reader."""
+    codes = {ord(c.lower()), ord(c.upper())}
+    forms = [re.escape(c)]
+    forms += [f"&#0*{n};" for n in sorted(codes)]
+    forms += [f"&#[xX]0*{n:x};" for n in sorted(codes)]
+    forms += [f"&{name};" for name in _NAMED.get(c, ())]
+    return "(?:" + "|".join(forms) + ")"
+
+
+def address_pattern(address: str) -> str:
+    """A regular expression matching ``address`` literally or with any of its characters
+    written as HTML character references (match case-insensitively). Hand-written: the HTML
+    cannot be unescaped as a whole without changing the markup around the address."""
+    return "".join(_char(c) for c in address)
+
+
 def scrub(text: str, addresses: dict[str, str], names: dict[str, str]) -> str:
     """``text`` with every real address replaced by its alias (case-insensitive, wherever it
     appears: headers quoted in the body, signatures, ``mailto:`` links) and every real name
@@ -268,12 +302,13 @@ def scrub(text: str, addresses: dict[str, str], names: dict[str, str]) -> str:
             continue
         for real in addresses:
             pattern = re.compile(
-                r'"?' + re.escape(real_name.strip()) + r'"?(?=' + _OPENERS + re.escape(real) + r")",
+                r'"?' + re.escape(real_name.strip()) + r'"?(?=' + _OPENERS + address_pattern(real)
+                + r")",
                 re.IGNORECASE,
             )
             text = pattern.sub(lambda _m, p=public: p, text)
     for real, alias in sorted(addresses.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(re.escape(real), lambda _m, a=alias: a, text, flags=re.IGNORECASE)
+        text = re.sub(address_pattern(real), lambda _m, a=alias: a, text, flags=re.IGNORECASE)
     return text
 
 

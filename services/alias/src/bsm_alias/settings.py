@@ -44,6 +44,15 @@ class AliasSettings(ServiceSettings):
         "attachment limit (B4) with a named rule; this only protects the door.",
     )
     spf_timeout_seconds: float = Field(default=5.0, gt=0, description="SPF DNS timeout.")
+    verp_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the HMAC key of VERP return paths: the same value as "
+        "`BSM_DELIVERY_VERP_KEY`. The door accepts bounce reports only at a return path whose "
+        "MAC verifies with it; without it every report is refused (550 5.7.1).",
+    )
+
+    def verp_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.verp_key.get_secret_value()) if self.verp_key else None
 
     def transit_key_bytes(self) -> bytes | None:
         if self.transit_key is None:

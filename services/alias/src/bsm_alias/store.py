@@ -12,6 +12,7 @@ import secrets
 import asyncpg
 
 from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.keyring import Erased, Keyring
 from bsm_shared.runtime.pii import PiiVault
 
 from .core import Party, PriorMessage, Relationship
@@ -71,23 +72,38 @@ def migrations(schema: str) -> list[str]:
             PRIMARY KEY (seller_id, state, email_index)
         )""",
         f"CREATE INDEX IF NOT EXISTS seller_senders_index ON {s}.seller_senders (email_index)",
+        # Erasure: the row stays (an erased party must not come back on a replay of its
+        # registration), everything personal in it is emptied. ``display_name`` holds the
+        # name sealed with the party's keyring key (pii:v1:…), which erasure shreds.
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS erased_at timestamptz",
     ]
 
 
 class AliasStore:
-    def __init__(self, conn: asyncpg.Connection, schema: str, vault: PiiVault) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, schema: str, vault: PiiVault, keyring: Keyring
+    ) -> None:
         self.c = conn
         self.s = check_ident(schema)
         self.vault = vault
+        self.keyring = keyring
 
     async def upsert_party(
         self, *, party_id: str, role: str, display_name: str, locale: str, marketplace: str,
         email: str, registered_at: object,
-    ) -> None:
-        existing = await self.c.fetchval(
-            f"SELECT data_key FROM {self.s}.parties WHERE party_id = $1", party_id
+    ) -> bool:
+        """Store (or update) a registration; ``False`` for an erased party (a replay of its
+        registration must not bring its data back)."""
+        existing = await self.c.fetchrow(
+            f"SELECT data_key, erased_at FROM {self.s}.parties WHERE party_id = $1", party_id
         )
-        data_key = existing or self.vault.new_data_key(party_id)
+        if existing is not None and existing["erased_at"] is not None:
+            return False
+        try:
+            sealed_name = await self.keyring.seal(self.c, party_id, "display_name", display_name)
+        except Erased:
+            return False
+        data_key = existing["data_key"] if existing else self.vault.new_data_key(party_id)
         await self.c.execute(
             f"""INSERT INTO {self.s}.parties AS p (party_id, role, display_name, locale,
                     marketplace, data_key, email_enc, email_index, registered_at)
@@ -96,17 +112,43 @@ class AliasStore:
                     display_name = EXCLUDED.display_name, locale = EXCLUDED.locale,
                     marketplace = EXCLUDED.marketplace, email_enc = EXCLUDED.email_enc,
                     email_index = EXCLUDED.email_index""",
-            party_id, role, display_name, locale, marketplace, data_key,
+            party_id, role, sealed_name, locale, marketplace, data_key,
             self.vault.encrypt(party_id, data_key, "email", email),
             self.vault.blind_index(email), registered_at,
         )
+        return True
+
+    async def erase_party(self, party_id: str, at: object) -> None:
+        """Forget everything personal about a party (its keyring key is already destroyed):
+        the data key of its stored address, the address, its index, its sender lists."""
+        await self.c.execute(
+            f"""INSERT INTO {self.s}.parties AS p (party_id, role, display_name, locale,
+                    marketplace, data_key, email_enc, email_index, registered_at, erased_at)
+                VALUES ($1, 'buyer', '', '', '', '', '', '', $2, $2)
+                ON CONFLICT (party_id) DO UPDATE SET display_name = '', data_key = '',
+                    email_enc = '', email_index = '', erased_at = $2""",
+            party_id, at,
+        )
+        await self.c.execute(f"DELETE FROM {self.s}.seller_senders WHERE seller_id = $1", party_id)
+        self.keyring.forget(party_id)
 
     async def party(self, party_id: str) -> Party | None:
         row = await self.c.fetchrow(
-            f"SELECT party_id, role, display_name, locale FROM {self.s}.parties WHERE party_id = $1",
+            f"SELECT party_id, role, display_name, locale, erased_at FROM {self.s}.parties "
+            f"WHERE party_id = $1",
             party_id,
         )
-        return Party(**dict(row)) if row else None
+        if row is None:
+            return None
+        if row["erased_at"] is not None:
+            return Party(row["party_id"], row["role"], "", row["locale"], erased=True)
+        sealed = row["display_name"]
+        name = await self.keyring.open(self.c, sealed, "display_name")
+        if name is None:  # shredded (erased a moment ago, in another service's transaction)
+            return Party(row["party_id"], row["role"], "", row["locale"], erased=True)
+        if sealed == name:  # a row from before the keyring: seal it now, for the events
+            sealed = await self.keyring.seal(self.c, row["party_id"], "display_name", name)
+        return Party(row["party_id"], row["role"], name, row["locale"], sealed_name=sealed)
 
     async def by_alias(self, local_part: str) -> tuple[Relationship, Party] | None:
         row = await self.c.fetchrow(
@@ -222,6 +264,6 @@ class AliasStore:
         row = await self.c.fetchrow(
             f"SELECT data_key, email_enc FROM {self.s}.parties WHERE party_id = $1", party_id
         )
-        if row is None:
+        if row is None or not row["data_key"]:
             return None
         return self.vault.decrypt(party_id, row["data_key"], "email", row["email_enc"])

@@ -1,7 +1,10 @@
 """Composition root and adapter of the delivery service.
 
-Consumes ``bsm.parties`` (recipients' real addresses, stored encrypted) and
-``bsm.messages.policy-checked`` (verified: only the policy service may write it). Consumer
+Consumes ``bsm.parties`` (recipients' real addresses, stored encrypted),
+``bsm.messages.policy-checked`` (verified: only the policy service may write it),
+``bsm.messages.bounced`` (bounce notices) and ``bsm.messages.bounce-reports`` (reports the mail
+door received at a VERP return path: a ``failed`` one for a delivered message becomes
+``Bounced`` with ``after_delivery``, once). Consumer
 group ``bsm.delivery``; ack policy in :func:`bsm_shared.runtime.kafka.subscribe`.
 
 Exactly one outcome per message:
@@ -34,7 +37,9 @@ from faststream import FastStream
 
 from bsm_shared.contract import BouncedEvent, DeliveredEvent
 from bsm_shared.contract.payloads import (
+    BounceReportReceived,
     Bounced,
+    PartyErased,
     PartyRegistered,
     PolicyChecked,
     SellerSettingsChanged,
@@ -44,10 +49,12 @@ from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
+from bsm_shared.runtime import verp
+from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.transit import is_sealed, unseal
 from bsm_shared.topics import Group, Topic
 
-from . import core, dkim_sign, notices, verp
+from . import core, dkim_sign, notices, reports
 from .settings import DeliverySettings
 
 log = logging.getLogger("bsm.delivery")
@@ -99,6 +106,10 @@ def migrations(schema: str) -> list[str]:
             cs_email_enc bytea,
             opt_out_bounce_notices boolean NOT NULL DEFAULT false
         )""",
+        # Erasure: the party row stays, emptied, so a replayed registration cannot restore it.
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS erased_at timestamptz",
+        # A bounce report after delivery (D1) stops a delivered message once: this marks it.
+        f"ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS reported_failed_at timestamptz",
         # One notice per bounced message at most (the message id is the key).
         f"""CREATE TABLE IF NOT EXISTS {s}.notices (
             message_id      text PRIMARY KEY,
@@ -118,6 +129,7 @@ class Delivery:
         self.settings = settings
         self.s = check_ident(rt.schema)
         self.vault = PiiVault(settings.pii_key_bytes())
+        self.keyring: Keyring = rt.keyring  # type: ignore[attr-defined]
         self.wake = asyncio.Event()
         rt.committed_callbacks.append(self.wake.set)
         self.sent = 0
@@ -136,22 +148,44 @@ class Delivery:
     # -- consumer side ------------------------------------------------------------------------
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         data = incoming.event.data
-        if isinstance(data, PartyRegistered):
-            key = await conn.fetchval(
-                f"SELECT data_key FROM {self.s}.parties WHERE party_id = $1", data.party_id
-            ) or self.vault.new_data_key(data.party_id)
+        if isinstance(data, PartyErased):
+            await self._erase(conn, data)
+        elif isinstance(data, PartyRegistered):
+            row = await conn.fetchrow(
+                f"SELECT data_key, erased_at FROM {self.s}.parties WHERE party_id = $1",
+                data.party_id,
+            )
+            email = await self.keyring.open(conn, data.email, "email")  # may come sealed
+            if email is None or (row is not None and row["erased_at"] is not None):
+                return []  # a replayed registration of an erased party
+            key = (row["data_key"] if row else None) or self.vault.new_data_key(data.party_id)
             await conn.execute(
                 f"""INSERT INTO {self.s}.parties (party_id, role, display_name, locale, data_key,
                         email_enc) VALUES ($1, $2, $3, $4, $5, $6)
                     ON CONFLICT (party_id) DO UPDATE SET role = EXCLUDED.role,
                         display_name = EXCLUDED.display_name, locale = EXCLUDED.locale,
                         email_enc = EXCLUDED.email_enc""",
-                data.party_id, data.role, data.display_name, data.locale, key,
-                self.vault.encrypt(data.party_id, key, "email", data.email),
+                data.party_id, data.role, "", data.locale, key,
+                self.vault.encrypt(data.party_id, key, "email", email),
             )
         elif isinstance(data, SellerSettingsChanged):
             await self._seller_settings(conn, data)
         return []
+
+    async def _erase(self, conn: asyncpg.Connection, data: PartyErased) -> None:
+        """Forget the party's address and customer-service address (their data keys go)."""
+        await conn.execute(
+            f"""INSERT INTO {self.s}.parties (party_id, role, display_name, locale, data_key,
+                    email_enc, erased_at) VALUES ($1, 'buyer', '', '', '', '', $2)
+                ON CONFLICT (party_id) DO UPDATE SET display_name = '', data_key = '',
+                    email_enc = '', erased_at = $2""",
+            data.party_id, data.erased_at,
+        )
+        await conn.execute(
+            f"UPDATE {self.s}.seller_settings SET cs_email_enc = NULL, data_key = '' "
+            f"WHERE seller_id = $1", data.party_id,
+        )
+        self.keyring.forget(data.party_id)
 
     async def _seller_settings(self, conn: asyncpg.Connection, data: SellerSettingsChanged) -> None:
         row = await conn.fetchrow(
@@ -162,9 +196,14 @@ class Delivery:
             f"INSERT INTO {self.s}.seller_settings (seller_id, data_key) VALUES ($1, $2) "
             f"ON CONFLICT (seller_id) DO NOTHING", data.seller_id, key,
         )
+        if not key:  # the seller was erased
+            return
         if data.customer_service_email is not None:
             value = data.customer_service_email
-            if is_sealed(value):
+            if is_party_sealed(value):
+                value = await self.keyring.open(
+                    conn, value, "SellerSettingsChanged.customer_service_email") or ""
+            elif is_sealed(value):
                 transit = self.settings.transit_key_bytes()
                 if transit is None:
                     log.warning("a sealed customer_service_email arrived without "
@@ -203,6 +242,38 @@ class Delivery:
             )
         return []
 
+    async def on_bounce_report(
+        self, conn: asyncpg.Connection, incoming: Incoming
+    ) -> list[Outgoing]:
+        """A ``failed`` report at the VERP address of a message we delivered: ``Bounced`` once
+        (D1), with ``after_delivery``; its notice follows through :meth:`on_bounced`."""
+        report: BounceReportReceived = incoming.event.data  # type: ignore[assignment]
+        if not reports.acts_on(report):
+            log.info("bounce report %s %s for message %s: nothing to do", report.action,
+                     report.status, report.message_id)
+            return []
+        # Only a delivered job, only once: a second report (or a report for a message that
+        # bounced before delivery, or is unknown here) changes nothing.
+        row = await conn.fetchrow(
+            f"UPDATE {self.s}.jobs SET reported_failed_at = $2 WHERE message_id = $1 "
+            f"AND state = 'delivered' AND reported_failed_at IS NULL "
+            f"RETURNING cause_event_id, policy_checked",
+            report.message_id, report.received_at,
+        )
+        if row is None:
+            log.info("failed bounce report for message %s ignored: not a delivered message "
+                     "without an earlier report", report.message_id)
+            return []
+        pc = PolicyChecked.model_validate_json(row["policy_checked"])
+        bounce = reports.bounce_after_delivery(pc, report)
+        event = build_event(
+            BouncedEvent, bounce,
+            event_id=derived_event_id(row["cause_event_id"], f"{PRODUCER}:bounce-report"),
+            occurred_at=report.received_at, producer=PRODUCER,
+            correlation_id=pc.message_id, causation_id=incoming.event.event_id,
+        )
+        return [Outgoing(Topic.BOUNCED, pc.relationship_id or pc.message_id, event)]
+
     # -- bounce notices -----------------------------------------------------------------------
     async def _notice_address(self, conn: asyncpg.Connection, party_id: str) -> tuple[str, str] | None:
         """(address, locale) a notice goes to: a seller's customer-service address if set,
@@ -211,7 +282,7 @@ class Delivery:
             f"SELECT role, locale, data_key, email_enc FROM {self.s}.parties WHERE party_id = $1",
             party_id,
         )
-        if party is None:
+        if party is None or not party["data_key"]:  # unknown, or erased: nobody to tell
             return None
         if party["role"] == "seller":
             cs = await conn.fetchrow(
@@ -324,6 +395,7 @@ class Delivery:
         return {
             r["party_id"]: self.vault.decrypt(r["party_id"], r["data_key"], "email", r["email_enc"])
             for r in rows
+            if r["data_key"]  # an erased party has no address any more
         }
 
     async def deliver_due(self) -> int:
@@ -344,9 +416,15 @@ class Delivery:
                 conn, sorted({pc.recipient_party_id for _, pc in jobs})
             )
             now = self.rt.clock()
-            results = await self._send_all(
-                [(pc, addresses.get(pc.recipient_party_id)) for _, pc in jobs], domain, now
-            )
+            # The sender's name travels sealed; open it for the From header only (empty once
+            # the sender is erased). The opened copy never leaves this process.
+            for_mail = [
+                (pc.model_copy(update={"sender_display_name": await self.keyring.open(
+                    conn, pc.sender_display_name, "display_name") or ""}),
+                 addresses.get(pc.recipient_party_id))
+                for _, pc in jobs
+            ]
+            results = await self._send_all(for_mail, domain, now)
             out: list[Outgoing] = []
             for (row, pc), (error, permanent) in zip(jobs, results, strict=True):
                 out.extend(await self._settle(conn, row, pc, error, permanent, now, domain))
@@ -389,7 +467,8 @@ class Delivery:
     ) -> tuple[str | None, bool]:
         if address is None:
             return "recipient_address_unknown", False
-        raw = core.compose(pc, domain=domain, now=now).as_bytes(policy=email.policy.SMTP)
+        raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain,
+                           now=now).as_bytes(policy=email.policy.SMTP)
         if self.dkim_key is not None:
             raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
                                  private_key_pem=self.dkim_key)
@@ -461,21 +540,24 @@ def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRunti
         d = holder["d"] = Delivery(rt, settings)
         # Order matters: parties are applied before the decisions of the same batch.
         return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked,
-                Topic.BOUNCED: d.on_bounced}
+                Topic.BOUNCED: d.on_bounced, Topic.BOUNCE_REPORTS: d.on_bounce_report}
 
     async def worker(rt: ServiceRuntime) -> None:
         await holder["d"].run_worker()
 
-    return ServiceRuntime(
+    keyring = settings.keyring()
+    rt = ServiceRuntime(
         name=PRODUCER,
         settings=settings,
         group=Group.DELIVERY,
-        inputs=[Topic.PARTIES, Topic.POLICY_CHECKED, Topic.BOUNCED],
-        migrations=migrations(settings.db_schema or PRODUCER),
+        inputs=[Topic.PARTIES, Topic.POLICY_CHECKED, Topic.BOUNCED, Topic.BOUNCE_REPORTS],
+        migrations=[*migrations(settings.db_schema or PRODUCER), *keyring.migrations()],
         handlers=handlers,
         background=[worker],
         **kwargs,  # type: ignore[arg-type]
     )
+    rt.keyring = keyring  # type: ignore[attr-defined]  # read by Delivery when handlers are made
+    return rt
 
 
 def create_app(settings: DeliverySettings, **kwargs: object) -> FastStream:

@@ -48,11 +48,12 @@ def email_message_id(message_id: str, domain: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
-def compose(pc: PolicyChecked, *, domain: str, now: datetime) -> EmailMessage:
-    """The relayed mail: from the sender's alias with their display name (A6), to the
+def compose(pc: PolicyChecked, *, sender_name: str, domain: str, now: datetime) -> EmailMessage:
+    """The relayed mail: from the sender's alias with their display name (A6; the event
+    carries it sealed, the caller passes it opened — empty for an erased party), to the
     recipient's alias; the real address is only the SMTP envelope recipient."""
     mail = EmailMessage()
-    mail["From"] = formataddr((pc.sender_display_name, pc.sender_alias))
+    mail["From"] = formataddr((sender_name, pc.sender_alias))
     mail["To"] = pc.recipient_alias
     mail["Subject"] = pc.subject or "(no subject)"
     mail["Date"] = format_datetime(now)

@@ -13,16 +13,19 @@
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import filetype
+from pydantic import BaseModel, Field
 import nh3
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -35,12 +38,13 @@ from bsm_shared.contract import (
 from bsm_shared.contract import events as ev
 from bsm_shared.contract import payloads as p
 from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
-from bsm_shared.runtime import links, transit
+from bsm_shared.runtime import links
 from bsm_shared.runtime.consumer import Outgoing
+from bsm_shared.runtime.keyring import Erased
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
-from . import core, i18n, policy, web
+from . import core, i18n, metrics_client, notifications, policy, web
 from .auth import AuthError, Principal, read_token
 from .errors import ApiError, install
 from .models import (
@@ -52,6 +56,20 @@ from .readmodel import INPUTS, ReadModel, migrations
 from .settings import GatewaySettings
 
 PRODUCER = "gateway"
+
+
+class ErasureIn(BaseModel):
+    reason: str = Field(default="", max_length=500,
+                        description="Why (e.g. the data-subject request's id); kept in the event.")
+
+
+class ErasureOut(BaseModel):
+    party_id: str
+    status: Literal["erased", "already_erased"]
+    erased_at: datetime = Field(description="When the party's key was destroyed.")
+    event_id: str | None = Field(default=None, description="The `PartyErased` event, if new.")
+
+
 log = logging.getLogger("bsm.gateway")
 
 bearer = HTTPBearer(auto_error=False, description="`bsm token PARTY_ID --role …` prints one.")
@@ -300,15 +318,11 @@ class Gateway:
         """Events through the outbox: stored in one transaction, published by the relay."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self.rt.record(conn, out)
-        assert self.rt.relay is not None
         # Publish now, so a 202 normally means "in the log" (as for messages). If Kafka is
         # down the row stays in the outbox and the relay's own loop publishes it later.
         # (Flushing here rather than ``relay.wake()`` also avoids a shutdown race in the
         # relay: a wake-up arriving with the cancel can leave ``OutboxRelay.stop`` waiting.)
-        try:
-            await self.rt.relay.flush()
-        except Exception:  # noqa: BLE001 - recorded durably; the relay retries
-            log.warning("outbox flush failed; the relay will publish later", exc_info=True)
+        await self.flush()
 
     async def act_on_message(self, who: Principal, message_id: str, action: str,
                              reason: str = "") -> ActionAccepted:
@@ -351,6 +365,14 @@ class Gateway:
         await self.record([Outgoing(Topic.PARTIES, party_id, event)])
         return str(event_id)
 
+    async def flush(self) -> None:
+        """Publish what the outbox holds now (the relay's own loop retries on failure)."""
+        assert self.rt.relay is not None
+        try:
+            await self.rt.relay.flush()
+        except Exception:  # noqa: BLE001 - recorded durably; the relay retries
+            log.warning("outbox flush failed; the relay will publish later", exc_info=True)
+
     # -- attachments -------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256
@@ -367,16 +389,19 @@ class Gateway:
 
 
 def create_app(
-    settings: GatewaySettings, *, new_id: Callable[[], UUID] = uuid7, **kwargs: object
+    settings: GatewaySettings, *, new_id: Callable[[], UUID] = uuid7,
+    metrics: metrics_client.MetricsClient | None = None, **kwargs: object
 ) -> FastAPI:
     rm = ReadModel(settings.db_schema or PRODUCER)
+    keyring = settings.keyring()
     rt = ServiceRuntime(
         name=PRODUCER, settings=settings, group=Group.GATEWAY, inputs=INPUTS,
-        migrations=migrations(rm.s), handlers=lambda _rt: rm.handlers(),
+        migrations=[*migrations(rm.s), *keyring.migrations()], handlers=lambda _rt: rm.handlers(),
         **kwargs,  # type: ignore[arg-type]
     )
     gw = Gateway(settings, rt, rm, new_id)
     catalogs = i18n.Catalogs.load()
+    metrics = metrics or metrics_client.MetricsClient.from_environment()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -387,6 +412,7 @@ def create_app(
             yield
         finally:
             await _stop_background(rt)
+            await metrics.aclose()
             await rt.broker.stop()
             await rt.stop()
 
@@ -399,6 +425,7 @@ def create_app(
         "`/messaging/v1` (Selling Partner API compatibility) `{\"errors\": [{\"code\", "
         "\"message\", \"details\"}]}`.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served from local files by `web.mount` (no CDN)
     )
     app.state.runtime = rt
     app.state.gateway = gw
@@ -668,21 +695,28 @@ def create_app(
                               who: Caller) -> dict[str, str]:
         if not ((who.role == "seller" and who.party_id == seller_id) or who.role == "operator"):
             raise ApiError(403, "not_allowed", "Only the seller or an operator changes these.")
-        key = settings.transit_key_bytes()
+        # Addresses travel sealed with the seller's own keyring key: readable by our services
+        # now, by nobody once the seller is erased.
+        async with gw.pool.acquire() as conn:
 
-        def sealed(field: str, value: str) -> str:
-            return transit.seal(key, value.strip(), f"SellerSettingsChanged.{field}")
+            async def sealed(field: str, value: str) -> str:
+                return await keyring.seal(conn, seller_id, f"SellerSettingsChanged.{field}",
+                                          value.strip())
 
-        data = p.SellerSettingsChanged(
-            seller_id=seller_id, messaging_enabled=body.messaging_enabled,
-            opt_out_bounce_notices=body.opt_out_bounce_notices,
-            authorized_senders=None if body.authorized_senders is None else
-            [sealed("authorized_senders", a) for a in body.authorized_senders],
-            blocked_senders=None if body.blocked_senders is None else
-            [sealed("blocked_senders", a) for a in body.blocked_senders],
-            customer_service_email=None if body.customer_service_email is None else
-            sealed("customer_service_email", body.customer_service_email),
-        )
+            try:
+                data = p.SellerSettingsChanged(
+                    seller_id=seller_id, messaging_enabled=body.messaging_enabled,
+                    opt_out_bounce_notices=body.opt_out_bounce_notices,
+                    authorized_senders=None if body.authorized_senders is None else
+                    [await sealed("authorized_senders", a) for a in body.authorized_senders],
+                    blocked_senders=None if body.blocked_senders is None else
+                    [await sealed("blocked_senders", a) for a in body.blocked_senders],
+                    customer_service_email=None if body.customer_service_email is None else
+                    await sealed("customer_service_email", body.customer_service_email),
+                )
+            except Erased:
+                raise ApiError(410, "party_erased", "This seller's personal data was erased; "
+                               "its settings can no longer change.") from None
         event_id = await gw.party_event(ev.SellerSettingsChangedEvent, data, seller_id)
         return {"status": "accepted", "event_id": event_id}
 
@@ -696,6 +730,40 @@ def create_app(
                                          unsolicited_opt_out=body.unsolicited_opt_out)
         event_id = await gw.party_event(ev.BuyerPreferencesChangedEvent, data, buyer_id)
         return {"status": "accepted", "event_id": event_id}
+
+    @app.post("/v1/parties/{party_id}/erasure", status_code=202, response_model=ErasureOut,
+              tags=["erasure"], summary="Erase a party's personal data (operators)",
+              description="Crypto-shredding: destroys the party's data key in the keyring and "
+              "publishes `PartyErased` (signed) on `bsm.parties`, in one transaction. Every "
+              "value sealed for the party in any event becomes unreadable; the events, their "
+              "signatures and replays stay intact; services drop the party's stored addresses "
+              "and refuse messages to or from it. Idempotent: erasing again changes nothing "
+              "(`already_erased`). Cannot be undone.")
+    async def erase(party_id: str, body: ErasureIn, who: Caller) -> ErasureOut:
+        if who.role != "operator":
+            raise ApiError(403, "not_allowed", "Only operators erase a party's data.")
+        now = rt.clock()
+        event_id = gw.new_id()
+        data = p.PartyErased(party_id=party_id, erased_at=now, requested_by=who.party_id,
+                             reason=body.reason)
+        event = build_event(ev.PartyErasedEvent, data, event_id=event_id, occurred_at=now,
+                            producer=PRODUCER, correlation_id=party_id)
+        async with gw.pool.acquire() as conn, conn.transaction():
+            first = await keyring.erase(conn, party_id, at=now, requested_by=who.party_id)
+            if first:
+                await rt.record(conn, [Outgoing(Topic.PARTIES, party_id, event)])
+            else:
+                row = await conn.fetchrow(
+                    f"SELECT erased_at FROM {keyring.s}.erased WHERE party_id = $1", party_id)
+                now = row["erased_at"]
+        if not first:
+            return ErasureOut(party_id=party_id, status="already_erased", erased_at=now)
+        await gw.flush()
+        with contextlib.suppress(Exception):  # best effort: reclaim the deleted key's tuple
+            async with gw.pool.acquire() as conn:
+                await conn.execute(f"VACUUM {keyring.s}.party_keys")
+        return ErasureOut(party_id=party_id, status="erased", erased_at=now,
+                          event_id=str(event_id))
 
     @app.post("/v1/sellers/{seller_id}/restriction/lift", status_code=202, tags=["sanctions"],
               summary="Lift a seller's messaging restriction (operators)")
@@ -711,6 +779,8 @@ def create_app(
     from . import spapi  # noqa: PLC0415 - the SP-API door shares this composition root
 
     app.include_router(spapi.router(gw, caller))
+    app.include_router(metrics_client.router(metrics, caller))
+    app.include_router(notifications.router(gw, caller))
     web.mount(app)
 
     @app.get("/", include_in_schema=False)

@@ -55,7 +55,8 @@ class Outcome(BaseModel):
     delivered_at: str | None = Field(default=None, description="When delivered.")
     bounce: dict[str, Any] | None = Field(
         default=None, description="Why it bounced: stage, reason_code, rule, explanation, "
-        "remedy, violations.")
+        "remedy, violations, and `after_delivery` (handed over, then reported undeliverable by "
+        "the recipient's provider; `delivered_at` stays set).")
 
 
 class MessageView(BaseModel):
@@ -167,3 +168,55 @@ class Me(BaseModel):
     messaging_enabled: bool | None = Field(default=None, description="Sellers: messaging on.")
     restriction: str | None = Field(default=None, description="Sellers: current restriction.")
     unsolicited_opt_out: bool | None = Field(default=None, description="Buyers: opted out.")
+
+
+class TimelineEntry(BaseModel):
+    """One event of the record, as the metrics service re-checked it."""
+
+    position: int = Field(description="Position in the record (arrival order).")
+    event_id: str = Field(description="The event's id.")
+    type: str = Field(description="Event name.")
+    producer: str = Field(description="Who wrote it.")
+    occurred_at: str = Field(description="When it happened (RFC 3339).")
+    topic: str = Field(description="Topic it was read from.")
+    message_id: str | None = Field(default=None, description="The message it concerns.")
+    signed: bool = Field(description="Whether it carried a signature.")
+    signature_valid: bool | None = Field(
+        default=None, description="true: a trusted key's signature verifies it as archived; "
+        "false: forged or altered; null: unsigned outside event.")
+    flag: str | None = Field(default=None, description="`forged:<reason>` or `altered`.")
+    redacted: bool = Field(default=False, description="Personal data was removed.")
+    verification: Literal["verified", "not_verified", "unsigned"] = Field(
+        description="`verified` only if the signature verifies and nothing flags the event.")
+    event: dict[str, Any] = Field(default_factory=dict,
+                                  description="The event as received (minus personal data).")
+    erased_parties: list[str] = Field(
+        default_factory=list, description="Parties of this event whose personal data was "
+        "erased (their sealed values in it are unreadable; the signature still verifies).")
+
+
+class Timeline(BaseModel):
+    order_id: str = Field(description="The order.")
+    as_of: str | None = Field(default=None, description="Only events up to this instant.")
+    events: list[TimelineEntry] = Field(description="Every event of the order, in time order.")
+    erased_parties: list[str] = Field(
+        default_factory=list, description="Parties of the order whose personal data was erased.")
+
+
+class ResponseTimes(BaseModel):
+    """F1, from the metrics service's projection over event times."""
+
+    seller_id: str = Field(description="The seller.")
+    window: str = Field(description="`7d`, `30d` or `90d`.")
+    as_of: str = Field(description="End of the window.")
+    late_response_rate: float | None = Field(
+        default=None, description="(answered late + unanswered after 24 h) / counted.")
+    average_response_time_seconds: float | None = Field(default=None,
+                                                        description="Over answered messages.")
+    buyer_messages: int = Field(description="Buyer messages in the window.")
+    counted: int = Field(description="Answered, or unanswered for more than 24 hours.")
+    excluded: int = Field(description="Marked no-response-needed or reported.")
+    answered: int = Field(description="Answered.")
+    answered_late: int = Field(description="Answered after 24 hours.")
+    unanswered_late: int = Field(description="Unanswered after 24 hours.")
+    unanswered_within_24h: int = Field(description="Not late yet; not counted.")

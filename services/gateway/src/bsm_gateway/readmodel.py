@@ -202,8 +202,11 @@ class ReadModel:
         d: p.Delivered = incoming.event.data  # type: ignore[assignment]
         await self._upsert_message(conn, d, "delivered")
         # The delivered text is what the recipient saw (delivery sanitizes HTML): keep it.
+        # A message already bounced stays bounced: the only bounce that can follow a delivery
+        # is a provider's later report (D1), and topics may be read in another order.
         await conn.execute(
-            f"""UPDATE {self.s}.messages SET status = 'delivered', delivered_at = $2,
+            f"""UPDATE {self.s}.messages SET delivered_at = $2,
+                status = CASE WHEN status = 'bounced' THEN status ELSE 'delivered' END,
                 subject = $3, text = $4, html = $5 WHERE message_id = $1""",
             d.message_id, d.delivered_at, d.subject, d.text, d.html)
         return []
@@ -214,7 +217,7 @@ class ReadModel:
             "stage": d.stage, "reason_code": d.reason_code, "rule": d.rule,
             "explanation": d.explanation, "remedy": d.remedy,
             "violations": [v.model_dump(mode="json") for v in d.violations],
-            "bounced_at": d.bounced_at.isoformat(),
+            "bounced_at": d.bounced_at.isoformat(), "after_delivery": d.after_delivery,
         })
         await conn.execute(
             f"""INSERT INTO {self.s}.messages AS m (message_id, conversation_id, relationship_id,

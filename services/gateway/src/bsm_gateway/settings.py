@@ -27,10 +27,6 @@ class GatewaySettings(ServiceSettings):
         description="Base64 key of the signed action links in notification mail (shared with "
         "delivery).",
     )
-    transit_key: SecretStr = Field(
-        validation_alias=AliasChoices("BSM_TRANSIT_KEY", "bsm_transit_key", "transit_key"),
-        description="Base64 AES key that seals addresses in settings events.",
-    )
     blob_dir: str = Field(
         default=".stack/blobs",
         validation_alias=AliasChoices("BSM_BLOB_DIR", "bsm_blob_dir", "blob_dir"),
@@ -48,6 +44,3 @@ class GatewaySettings(ServiceSettings):
 
     def link_key_bytes(self) -> bytes:
         return _key(self.link_key)
-
-    def transit_key_bytes(self) -> bytes:
-        return _key(self.transit_key)

@@ -55,6 +55,42 @@ _SUBJECTS = {
 }
 
 
+#: Longest `text` each typed message takes (Amazon's model: most 2000, customization 800,
+#: digital access keys 400).
+_TEXT_MAX: dict[str, int] = {"confirmCustomizationDetails": 800, "confirmDeliveryDetails": 2000,
+                             "confirmOrderDetails": 2000, "confirmServiceDetails": 2000,
+                             "digitalAccessKey": 400, "unexpectedProblem": 2000}
+#: Types that take attachments (those in `_REQUIRES` need at least one).
+_ATTACHING = ("confirmCustomizationDetails", "legalDisclosure", "warranty", "digitalAccessKey",
+              "invoice")
+
+
+def request_schema(kind: str) -> dict[str, Any]:
+    """The JSON schema (draft 4, as the model's ``Schema`` says) of a typed message's body, as
+    bsm accepts it: the fields of Amazon's ``Create…Request`` with bsm's limits."""
+    props: dict[str, Any] = {}
+    if kind in _TEXT_MAX:
+        props["text"] = {"type": "string", "minLength": 1, "maxLength": _TEXT_MAX[kind],
+                         "description": "The text to the buyer, in the buyer's language "
+                         "(GetAttributes); no HTML, no email addresses or phone numbers."}
+    if kind in _ATTACHING:
+        props["attachments"] = {
+            "type": "array", "maxItems": 5, "minItems": 1 if _REQUIRES.get(kind) else 0,
+            "description": "Files uploaded with `POST /v1/attachments`.",
+            "items": {"type": "object", "required": ["uploadDestinationId", "fileName"],
+                      "properties": {
+                          "uploadDestinationId": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                                                  "description": "The upload's sha256."},
+                          "fileName": {"type": "string", "minLength": 1, "maxLength": 255,
+                                       "description": "Name shown to the buyer."}}}}
+    if kind == "warranty":
+        for name in ("coverageStartDate", "coverageEndDate"):
+            props[name] = {"type": "string", "format": "date-time",
+                           "description": "Warranty coverage (RFC 3339 with a zone)."}
+    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": kind,
+            "type": "object", "properties": props, "required": [_REQUIRES.get(kind, "text")]}
+
+
 def router(gw: Any, caller: Any) -> APIRouter:
     r = APIRouter(prefix="/messaging/v1", tags=["Selling Partner API Messaging v1"])
     Caller = Annotated[Principal, Depends(caller)]
@@ -127,6 +163,13 @@ def router(gw: Any, caller: Any) -> APIRouter:
             if need == "attachments" and not body.attachments:
                 raise ApiError(400, "attachments_required",
                                f"A {kind} message needs `attachments`.")
+            limit = _TEXT_MAX.get(kind)
+            if body.text and limit and len(body.text) > limit:
+                raise ApiError(400, "text_too_long",
+                               f"A {kind} message's text has at most {limit} characters.")
+            if body.attachments and kind not in _ATTACHING:
+                raise ApiError(400, "attachments_not_accepted",
+                               f"A {kind} message takes no attachments.")
             text = body.text or ""
             if kind == "warranty" and (body.coverageStartDate or body.coverageEndDate):
                 text += (f"\n\nWarranty coverage: {body.coverageStartDate or '—'} – "
@@ -149,6 +192,16 @@ def router(gw: Any, caller: Any) -> APIRouter:
 
         r.add_api_route(f"/orders/{{amazonOrderId}}/messages/{kind}", send, methods=["POST"],
                         summary=kind, status_code=201, name=kind)
+
+        async def schema(amazonOrderId: str, who: Caller, markets: Markets = None) -> Any:
+            await seller_order(who, amazonOrderId)  # the action's links are the order seller's
+            return {"_links": {"self": {"href": f"/messaging/v1/orders/{amazonOrderId}/messages/"
+                                        f"{kind}/schema"}},
+                    "payload": request_schema(kind)}
+
+        r.add_api_route(f"/orders/{{amazonOrderId}}/messages/{kind}/schema", schema,
+                        methods=["GET"], summary=f"{kind}: the JSON schema of its body",
+                        name=f"{kind}_schema")
 
     for kind in core.SP_TYPES:
         typed(kind)

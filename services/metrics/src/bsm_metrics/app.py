@@ -63,12 +63,20 @@ class TimelineEntry(BaseModel):
     )
     redacted: bool = Field(description="Personal data was removed before archiving.")
     event: dict[str, Any] = Field(description="The event as received (minus personal data).")
+    erased_parties: list[str] = Field(
+        default_factory=list,
+        description="Parties of this event whose personal data was erased: their sealed values "
+        "(`pii:v1:…`) in the event can no longer be opened; the signature still verifies.",
+    )
 
 
 class Timeline(BaseModel):
     order_id: str = Field(description="The order.")
     as_of: str | None = Field(default=None, description="Only events up to this instant.")
     events: list[TimelineEntry] = Field(description="Every event of the order, in time order.")
+    erased_parties: list[str] = Field(
+        default_factory=list, description="Parties of the order whose personal data was erased."
+    )
 
 
 class ResponseTimesOut(BaseModel):
@@ -168,6 +176,11 @@ class Archiver(BatchHooks):
             message_id, raw.get("signature") is not None, incoming.verified, redacted,
             json.dumps(event), incoming.trust_error,
         ))
+        if incoming.trust_error is None and e.type == "PartyErased":
+            await conn.execute(
+                f"INSERT INTO {self.s}.erased_parties (party_id, erased_at) VALUES ($1, $2) "
+                f"ON CONFLICT DO NOTHING", e.data.party_id, e.data.erased_at,  # type: ignore[union-attr]
+            )
         if incoming.trust_error is None:  # a forged event is on the record, flagged, but
             store = PgProjections(conn, self.s)  # counts for nothing
             for op in proj.operations(raw):
@@ -192,9 +205,16 @@ class Archiver(BatchHooks):
                 ORDER BY occurred_at, position""",
             order_id, as_of,
         )
+        events = [json.loads(r["event"]) for r in rows]
+        involved = {pid for event in events for pid in record.parties_of(event)}
+        erased = {
+            r["party_id"] for r in await self.rt.pool.fetch(
+                f"SELECT party_id FROM {self.s}.erased_parties WHERE party_id = ANY($1::text[])",
+                sorted(involved),
+            )
+        }
         entries = []
-        for r in rows:
-            event = json.loads(r["event"])
+        for r, event in zip(rows, events, strict=True):
             valid = self.check_signature(event, r["signed"]) if not r["redacted"] else None
             flag = None
             if r["trust_error"]:
@@ -206,9 +226,10 @@ class Archiver(BatchHooks):
                 producer=r["producer"], occurred_at=r["occurred_at"].isoformat(),
                 topic=r["topic"], message_id=r["message_id"], signed=r["signed"],
                 signature_valid=valid, flag=flag, redacted=r["redacted"], event=event,
+                erased_parties=sorted(erased & record.parties_of(event)),
             ))
         return Timeline(order_id=order_id, as_of=as_of.isoformat() if as_of else None,
-                        events=entries)
+                        events=entries, erased_parties=sorted(erased))
 
 
 def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
@@ -228,7 +249,8 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         migrations=[
             *record.migrations(schema), *projection_tables(schema),
             *(record.grants(schema, settings.db_runtime_role,
-                            ["message_orders", "processed_events", "outbox", "deferred",
+                            ["message_orders", "erased_parties", "processed_events", "outbox",
+                             "deferred",
                              *TABLES]) if settings.db_runtime_role else []),
         ],
         handlers=handlers,

@@ -29,7 +29,7 @@ WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # Python ≥ 3.11 reads a trailing "Z" too
 
 
 # -- operations -------------------------------------------------------------------------------
@@ -209,6 +209,9 @@ class InMemoryProjections:
     #: Unanswered buyer messages by conversation (a reply looks only at its own).
     open_by_conversation: dict[str, list[Tracked]] = field(
         default_factory=lambda: defaultdict(list))
+    #: (message, reporter) pairs already in ``reports``: one report per reporter and message,
+    #: checked in O(1) (a scan of ``reports`` made replays quadratic in the number of reports).
+    report_keys: set[tuple[str, str]] = field(default_factory=set)
 
     def apply(self, op: Operation) -> None:
         if isinstance(op, BuyerMessage):
@@ -235,8 +238,9 @@ class InMemoryProjections:
         elif isinstance(op, MessageSent):
             self.senders.setdefault(op.message_id, op)
         elif isinstance(op, Report):
-            if all((r.message_id, r.reporter_id) != (op.message_id, op.reporter_id)
-                   for r in self.reports):
+            key = (op.message_id, op.reporter_id)
+            if key not in self.report_keys:
+                self.report_keys.add(key)
                 self.reports.append(op)
         elif isinstance(op, SellerMessageApproved):
             self.approved[(op.seller_id, op.day)].add(op.message_id)

@@ -1,8 +1,10 @@
 """The record (G1): every event, append-only, as received, with its verification status.
 
 What is archived is the event as it was on the wire (the signature covers it), except the
-parties' registered addresses, which are personal data: they are replaced by a marker before
-the row is written (``redacted``), so the archive never holds them in plaintext. The table
+parties' registered addresses and names as outside producers send them, which are personal
+data: they are replaced by a marker before the row is written (``redacted``), so the archive
+never holds them in plaintext. What our own services write is already sealed with the party's
+keyring key (``pii:v1:…``) and archived as is: erasing the party shreds it here too. The table
 refuses UPDATE, DELETE and TRUNCATE by trigger, whatever role connects.
 """
 
@@ -15,7 +17,7 @@ from bsm_shared.runtime.db import check_ident
 
 #: Payload fields that carry personal data, per event type.
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
-    "PartyRegistered": ("email",),
+    "PartyRegistered": ("email", "display_name"),
     "SellerSettingsChanged": ("authorized_senders", "blocked_senders", "customer_service_email"),
 }
 REDACTED = "<personal data: not archived>"
@@ -32,6 +34,18 @@ def redact(event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         if clean["data"].get(f):
             clean["data"][f] = REDACTED
     return clean, True
+
+
+_PARTY_FIELDS = ("sender_party_id", "recipient_party_id", "buyer_id", "seller_id",
+                 "reporter_party_id", "party_id")
+
+
+def parties_of(event: dict[str, Any]) -> set[str]:
+    """The party ids an event names."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return set()
+    return {str(data[f]) for f in _PARTY_FIELDS if data.get(f)}
 
 
 def order_id_of(event: dict[str, Any]) -> str | None:
@@ -85,6 +99,11 @@ def migrations(schema: str) -> list[str]:
         f"ALTER TABLE {s}.archive ADD COLUMN IF NOT EXISTS trust_error text",
         f"CREATE INDEX IF NOT EXISTS archive_order ON {s}.archive (order_id, occurred_at)",
         f"CREATE INDEX IF NOT EXISTS archive_message ON {s}.archive (message_id)",
+        # Parties erased (``PartyErased``): timelines mark them, their sealed data is shredded.
+        f"""CREATE TABLE IF NOT EXISTS {s}.erased_parties (
+            party_id  text PRIMARY KEY,
+            erased_at timestamptz NOT NULL
+        )""",
         f"""CREATE TABLE IF NOT EXISTS {s}.message_orders (
             message_id text PRIMARY KEY,
             order_id   text NOT NULL

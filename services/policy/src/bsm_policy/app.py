@@ -30,6 +30,7 @@ from bsm_shared.contract.payloads import (
     MessageAddressed,
     OrderPlaced,
     OrderStatusChanged,
+    PartyErased,
     PartyRegistered,
     PolicyChecked,
     SellerMessagingRestricted,
@@ -39,6 +40,7 @@ from bsm_shared.contract.payloads import (
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.keyring import Keyring
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
@@ -127,10 +129,11 @@ def _order_facts(row: Any) -> engine.OrderFacts:
 
 
 class PolicyHandlers:
-    def __init__(self, rt: ServiceRuntime, settings: PolicySettings) -> None:
+    def __init__(self, rt: ServiceRuntime, settings: PolicySettings, keyring: Keyring) -> None:
         self.rt = rt
         self.settings = settings
         self.s = check_ident(rt.schema)
+        self.keyring = keyring
 
     # -- bsm.parties -------------------------------------------------------------------------
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
@@ -143,6 +146,8 @@ class PolicyHandlers:
                         locale = EXCLUDED.locale""",
                 data.party_id, data.role, data.locale,
             )
+        elif isinstance(data, PartyErased):
+            self.keyring.forget(data.party_id)  # its name can no longer be opened here
         elif isinstance(data, BuyerPreferencesChanged):
             await conn.execute(
                 f"""INSERT INTO {s}.buyers (buyer_id, opted_out) VALUES ($1, $2)
@@ -301,8 +306,9 @@ class PolicyHandlers:
         wait = self.settings.order_wait_seconds
         ctx = await self._context(conn, msg)
         ctx = replace(ctx, wait_over=incoming.expired or wait <= 0)
+        name = await self.keyring.open(conn, msg.sender_display_name, "display_name") or ""
         try:
-            decision = engine.decide(msg, ctx, gif_frames=self._gif_frames(msg))
+            decision = engine.decide(msg, ctx, gif_frames=self._gif_frames(msg), sender_name=name)
         except engine.WaitForOrder:
             raise Defer(f"order:{msg.order_id}", wait) from None
         out: list[Outgoing] = []
@@ -320,7 +326,7 @@ class PolicyHandlers:
             if taken is None:
                 # Another instance took the last slot between our read and our increment.
                 full = replace(seller, sent_today=seller.daily_limit or 0)
-                decision = engine.decide(msg, replace(ctx, seller=full))
+                decision = engine.decide(msg, replace(ctx, seller=full), sender_name=name)
         if decision.verdict == "approved":
             await conn.execute(
                 f"INSERT INTO {s}.contacts (seller_id, buyer_id) VALUES ($1, $2) "
@@ -414,18 +420,19 @@ class PolicyHandlers:
 
 def create_runtime(settings: PolicySettings, **kwargs: object) -> ServiceRuntime:
     def handlers(rt: ServiceRuntime) -> dict:
-        h = PolicyHandlers(rt, settings)
+        h = PolicyHandlers(rt, settings, keyring)
         # Order matters: reference data (parties, then orders) is applied before the messages
         # of the same batch.
         return {Topic.PARTIES: h.on_parties, Topic.ORDERS: h.on_orders,
                 Topic.ADDRESSED: h.on_addressed}
 
+    keyring = settings.keyring()
     return ServiceRuntime(
         name=PRODUCER,
         settings=settings,
         group=Group.POLICY,
         inputs=[Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED],
-        migrations=migrations(settings.db_schema or PRODUCER),
+        migrations=[*migrations(settings.db_schema or PRODUCER), *keyring.migrations()],
         handlers=handlers,
         **kwargs,  # type: ignore[arg-type]
     )

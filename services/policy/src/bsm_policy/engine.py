@@ -544,13 +544,15 @@ def evaluate(draft: Draft, ctx: Context, *, now: datetime) -> Decision:
     )
 
 
-def decide(msg: MessageAddressed, ctx: Context, *, gif_frames: dict[str, int] | None = None
-           ) -> Decision:
+def decide(msg: MessageAddressed, ctx: Context, *, gif_frames: dict[str, int] | None = None,
+           sender_name: str = "") -> Decision:
     """The decision on an addressed message; ``now`` is the message's own ``submitted_at``.
+    ``sender_name``: the sender's display name, opened by the caller (the event carries it
+    sealed); it only helps recognise a signature in a thank-you note.
 
     Raises :class:`WaitForOrder` while the order may still arrive (``ctx.wait_over`` False).
     """
-    draft = Draft.of(msg, gif_frames=gif_frames or {})
+    draft = Draft.of(msg, gif_frames=gif_frames or {}, sender_display_name=sender_name)
     ctx = replace(ctx, recipient_role=ctx.recipient_role or msg.recipient_role)
     return evaluate(draft, ctx, now=msg.submitted_at)
 

@@ -25,7 +25,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 EVENTS_ON: dict[Topic, tuple[str, ...]] = {
     Topic.PARTIES: (
         "PartyRegistered", "SellerSettingsChanged", "BuyerPreferencesChanged",
-        "SellerMessagingRestricted", "SellerMessagingRestrictionLifted",
+        "SellerMessagingRestricted", "SellerMessagingRestrictionLifted", "PartyErased",
     ),
     Topic.ORDERS: ("OrderPlaced", "OrderStatusChanged"),
     Topic.SUBMITTED: ("MessageSubmitted",),
@@ -35,6 +35,7 @@ EVENTS_ON: dict[Topic, tuple[str, ...]] = {
     Topic.BOUNCED: ("Bounced",),
     Topic.REPORTED: ("Reported",),
     Topic.RESPONSE_NOT_NEEDED: ("ResponseNotNeeded",),
+    Topic.BOUNCE_REPORTS: ("BounceReportReceived",),
 }
 
 #: Who sends and who receives on each topic (services of bsm; "platform" = outside producers).
@@ -48,11 +49,12 @@ SENDERS: dict[Topic, tuple[str, ...]] = {
     Topic.BOUNCED: ("alias", "delivery"),
     Topic.REPORTED: ("gateway",),
     Topic.RESPONSE_NOT_NEEDED: ("gateway",),
+    Topic.BOUNCE_REPORTS: ("alias",),
 }
 RECEIVERS: dict[Group, tuple[Topic, ...]] = {
     Group.ALIAS: (Topic.PARTIES, Topic.SUBMITTED),
     Group.POLICY: (Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED),
-    Group.DELIVERY: (Topic.PARTIES, Topic.POLICY_CHECKED),
+    Group.DELIVERY: (Topic.PARTIES, Topic.POLICY_CHECKED, Topic.BOUNCED, Topic.BOUNCE_REPORTS),
     Group.METRICS: tuple(Topic),
 }
 

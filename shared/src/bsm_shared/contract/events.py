@@ -77,6 +77,7 @@ SellerMessagingRestrictionLiftedEvent = _event(
     "SellerMessagingRestrictionLifted", p.SellerMessagingRestrictionLifted,
     p.SellerMessagingRestrictionLifted.__doc__ or "",
 )
+PartyErasedEvent = _event("PartyErased", p.PartyErased, p.PartyErased.__doc__ or "")
 BuyerPreferencesChangedEvent = _event(
     "BuyerPreferencesChanged", p.BuyerPreferencesChanged, p.BuyerPreferencesChanged.__doc__ or ""
 )
@@ -97,6 +98,9 @@ ReportedEvent = _event("Reported", p.Reported, p.Reported.__doc__ or "")
 ResponseNotNeededEvent = _event(
     "ResponseNotNeeded", p.ResponseNotNeeded, p.ResponseNotNeeded.__doc__ or ""
 )
+BounceReportReceivedEvent = _event(
+    "BounceReportReceived", p.BounceReportReceived, p.BounceReportReceived.__doc__ or ""
+)
 
 #: Every event model, by wire name.
 EVENT_MODELS: dict[str, type[Envelope]] = {
@@ -106,6 +110,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
         SellerSettingsChangedEvent,
         SellerMessagingRestrictedEvent,
         SellerMessagingRestrictionLiftedEvent,
+        PartyErasedEvent,
         BuyerPreferencesChangedEvent,
         OrderPlacedEvent,
         OrderStatusChangedEvent,
@@ -116,6 +121,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
         BouncedEvent,
         ReportedEvent,
         ResponseNotNeededEvent,
+        BounceReportReceivedEvent,
     )
 }
 

@@ -52,10 +52,14 @@ class PartyRegistered(Payload):
         min_length=3,
         max_length=320,
         description="The party's real address. Personal data: services store it encrypted and "
-        "never repeat it in an event or a log line.",
+        "never repeat it in an event or a log line. May be sent sealed with the party's keyring "
+        "key (`pii:v1:<party id>:…`, field `email`, `bsm_shared.runtime.keyring`): then "
+        "erasing the party makes it unreadable on this topic too.",
     )
     display_name: str = Field(
-        max_length=200, description="A seller's business name, or the buyer's display name."
+        max_length=400,
+        description="A seller's business name, or the buyer's display name (up to 200 "
+        "characters); plaintext or sealed like `email` (field `display_name`).",
     )
     locale: str = Field(default="en-US", description="BCP 47 locale, e.g. `es-ES`.")
     marketplace: str = Field(default="default", description="Marketplace id, e.g. `ES`.")
@@ -70,7 +74,8 @@ class SellerSettingsChanged(Payload):
     authorized_senders: list[str] | None = Field(
         default=None,
         description="Alternate addresses accepted as the seller (A4). Personal data: outside "
-        "producers may send plaintext; our services send each one sealed (`sealed:v1:…`, "
+        "producers may send plaintext; our services send each one sealed with the seller's key "
+        "(`pii:v1:<seller id>:…`, see `bsm_shared.runtime.keyring`; earlier `sealed:v1:…`, "
         "see `bsm_shared.runtime.transit`).",
     )
     blocked_senders: list[str] | None = Field(
@@ -110,6 +115,18 @@ class SellerMessagingRestrictionLifted(Payload):
     lifted_by: str = Field(description="The operator's party id.")
     lifted_at: AwareDatetime = Field(description="When it was lifted.")
     reason: str = Field(default="", description="Why.")
+
+
+class PartyErased(Payload):
+    """A party's personal data was erased (crypto-shredding): its data key in the keyring was
+    destroyed, so every value sealed for it (``pii:v1:…``) in every event is unreadable from now
+    on. Written by the gateway (signed) on an operator's request; services drop what they hold
+    of the party (stored addresses, names, keys) and refuse messages to or from it."""
+
+    party_id: str = Field(min_length=1, max_length=128, description="The erased party.")
+    erased_at: AwareDatetime = Field(description="When the key was destroyed.")
+    requested_by: str = Field(description="The operator's party id.")
+    reason: str = Field(default="", description="Why (e.g. a data-subject request id).")
 
 
 class BuyerPreferencesChanged(Payload):
@@ -220,7 +237,11 @@ class AddressedFields(Payload):
     recipient_role: Role = Field(description="The recipient's role.")
     sender_alias: str = Field(description="The sender's alias address in this relationship.")
     recipient_alias: str = Field(description="The recipient's alias in this relationship.")
-    sender_display_name: str = Field(description="Business name or buyer display name (A6).")
+    sender_display_name: str = Field(
+        description="Business name or buyer display name (A6), sealed with the sender's key "
+        "(`pii:v1:<party id>:…`, `bsm_shared.runtime.keyring`, field `display_name`): personal "
+        "data never travels in plaintext, and erasing the party makes it unreadable."
+    )
     recipient_locale: str = Field(default="en-US", description="The recipient's locale.")
     sender_locale: str = Field(default="en-US", description="The sender's locale.")
     conversation_started_by: Role = Field(description="Who started the conversation.")
@@ -307,6 +328,12 @@ class Bounced(Payload):
     recipient_party_id: str | None = Field(default=None, description="Where known.")
     sender_role: Role | None = Field(default=None, description="Where known.")
     order_id: str | None = Field(default=None, description="Where known.")
+    after_delivery: bool = Field(
+        default=False,
+        description="The message was handed over and later reported undeliverable by the "
+        "recipient's mail provider (a bounce report at its VERP return path, D1); the record "
+        "keeps both events, `Delivered` and this `Bounced`.",
+    )
 
 
 class Reported(Payload):
@@ -324,3 +351,32 @@ class ResponseNotNeeded(Payload):
     message_id: str = Field(description="The message.")
     party_id: str = Field(description="Who marked it.")
     marked_at: AwareDatetime = Field(description="When.")
+
+
+class BounceReportReceived(Payload):
+    """The mail door received a delivery status report (RFC 3464, or a provider's own bounce
+    text) at a message's signed VERP return path. No address of anyone is in it."""
+
+    message_id: str = Field(description="The message the return path names.")
+    received_at: AwareDatetime = Field(description="When the mail door received the report.")
+    action: Literal["failed", "delayed", "delivered", "relayed", "expanded"] = Field(
+        description="RFC 3464 `Action` of the report (a non-standard bounce counts as `failed`)."
+    )
+    status: str = Field(
+        max_length=16, description="RFC 3463 status code, e.g. `5.1.1` (`5.0.0` when a "
+        "non-standard bounce gives none).",
+    )
+    diagnostic: str = Field(
+        default="", max_length=1000,
+        description="The remote server's text (`Diagnostic-Code`), every email address in it "
+        "replaced by `[address]`.",
+    )
+    reporting_mta: str = Field(
+        default="", max_length=255,
+        description="Host name of the mail server that reported (`Reporting-MTA`, else "
+        "`Remote-MTA`), without the type prefix.",
+    )
+    standard: bool = Field(
+        description="Whether the report had a `message/delivery-status` part (RFC 3464); false "
+        "for a provider's plain-text bounce, read heuristically."
+    )

@@ -15,6 +15,7 @@ CURRENT_VERSIONS: dict[str, int] = {
     "SellerSettingsChanged": 1,
     "SellerMessagingRestricted": 1,
     "SellerMessagingRestrictionLifted": 1,
+    "PartyErased": 1,
     "BuyerPreferencesChanged": 1,
     "OrderPlaced": 1,
     "OrderStatusChanged": 1,
@@ -25,6 +26,7 @@ CURRENT_VERSIONS: dict[str, int] = {
     "Bounced": 1,
     "Reported": 1,
     "ResponseNotNeeded": 1,
+    "BounceReportReceived": 1,
 }
 
 #: (type, from_version) -> function returning the event at from_version + 1.

@@ -6,6 +6,7 @@ its prefix, e.g. ``BSM_ALIAS_SIGNING_KEY``. Secrets are ``SecretStr`` and have n
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..contract.signing import Signer, Verifier, load_private_key
 from ..topics import TopicNames
+from .keyring import Keyring
 
 
 def _common(name: str) -> Any:
@@ -60,6 +62,13 @@ class ServiceSettings(BaseSettings):
         "migrations ran as the login role: least privilege at run time.",
     )
     log_level: str = Field(default="INFO", description="Log level.")
+    keyring_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_common("BSM_KEYRING_KEY"),
+        description="Base64 of the 32-byte key-encryption key of the party keyring "
+        "(`bsm_shared.runtime.keyring`); required by the services that seal or open personal "
+        "data in events (alias, policy, delivery, gateway).",
+    )
 
     @field_validator("trusted_keys", mode="before")
     @classmethod
@@ -76,3 +85,13 @@ class ServiceSettings(BaseSettings):
 
     def verifier(self) -> Verifier:
         return Verifier.from_b64(self.trusted_keys)
+
+    def keyring(self) -> Keyring:
+        """The party keyring; a clear error when its key is missing (a secret has no default)."""
+        if self.keyring_key is None:
+            raise ValueError(
+                "BSM_KEYRING_KEY is not set: this service seals or opens personal data in "
+                "events and needs the keyring's key (the local stack writes it to "
+                ".stack/secrets.env)"
+            )
+        return Keyring(base64.b64decode(self.keyring_key.get_secret_value()))

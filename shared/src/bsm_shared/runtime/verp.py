@@ -1,10 +1,11 @@
 """Signed VERP return paths: ``bounces+<message id>.<expiry>.<mac>@<domain>``.
 
 A bounce report from the recipient's provider comes back to the envelope sender; the return
-path names the message, and an HMAC (key ``BSM_DELIVERY_VERP_KEY``) over the message id and
-the expiry makes it unforgeable, so nobody can attach a bounce to a message they did not
-receive, and after the expiry (``verp_valid_days``) a report is refused instead of acted on.
-Pure: the caller passes ``now``.
+path names the message, and an HMAC over the message id and the expiry makes it unforgeable,
+so nobody can attach a bounce to a message they did not receive, and after the expiry
+(``verp_valid_days``) a report is refused instead of acted on. Delivery writes return paths
+(key ``BSM_DELIVERY_VERP_KEY``), the alias service's mail door reads them (key
+``BSM_ALIAS_VERP_KEY``, the same value): both use this module. Pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class VerpError(ValueError):
     """A return path that is not ours, forged, or expired (the message says which)."""
+
+
+class VerpExpired(VerpError):
+    """A genuine return path whose expiry has passed (the door answers differently)."""
 
 
 def _mac(key: bytes, message_id: str, expires: str) -> str:
@@ -62,5 +67,5 @@ def read_return_path(key: bytes, address: str, *, domain: str, now: datetime) ->
     if not hmac.compare_digest(mac.lower(), _mac(key, message_id, expires.lower())):
         raise VerpError("return path not issued by the marketplace")
     if now >= expires_at:
-        raise VerpError("return path expired")
+        raise VerpExpired("return path expired")
     return message_id

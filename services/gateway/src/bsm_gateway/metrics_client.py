@@ -1,0 +1,173 @@
+"""The gateway's door to the metrics service: the dispute timeline (G1) and a seller's response
+times (F1), proxied with the caller's role checked.
+
+The metrics service answers anyone who reaches it (it has no authentication of its own: it
+listens on the internal network only), so the browser never talks to it: the web message
+center stays same-origin under its strict CSP, and who may see what is decided here, by the
+gateway's :class:`~.auth.Principal`. A metrics outage is a ``503`` in the API's error shape,
+never a stack trace or a hanging request (every call has a timeout).
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AliasChoices, AwareDatetime, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .auth import Principal
+from .errors import ApiError
+from .models import ResponseTimes, Timeline
+
+log = logging.getLogger("bsm.gateway")
+# httpx logs every request at INFO; one line per proxied read is noise in the gateway's log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+Window = Literal["7d", "30d", "90d"]
+
+
+class MetricsClientSettings(BaseSettings):
+    """Where the metrics service is (the key ``.stack/env`` writes) and how long to wait."""
+
+    model_config = SettingsConfigDict(env_prefix="BSM_GATEWAY_", extra="ignore",
+                                      populate_by_name=True)
+
+    metrics_url: str = Field(
+        default="http://127.0.0.1:18081",
+        validation_alias=AliasChoices("BSM_METRICS_URL", "bsm_metrics_url", "metrics_url"),
+        description="Base URL of the metrics service's read API.")
+    metrics_timeout: float = Field(default=5.0, gt=0, le=60,
+                                   description="Seconds to wait for the metrics service.")
+
+
+class MetricsClient:
+    """A small async client of the metrics read API (httpx, one connection pool).
+
+    ``transport`` lets a test put the real metrics app in the same process
+    (``httpx.ASGITransport``) instead of a network hop."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url, self.timeout, self.transport = base_url.rstrip("/"), timeout, transport
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_environment(cls) -> "MetricsClient":
+        s = MetricsClientSettings()
+        return cls(s.metrics_url, timeout=s.metrics_timeout)
+
+    def _client(self) -> httpx.AsyncClient:
+        # Built on first use: nothing connects when the app is composed.
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
+                                           transport=self.transport)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        unavailable = ApiError(503, "metrics_unavailable",
+                               "The record (metrics service) cannot be reached just now; "
+                               "nothing is lost. Try again in a moment.")
+        try:
+            response = await self._client().get(path, params=params)
+        except httpx.HTTPError as exc:  # refused, timed out, reset: all mean "not now"
+            log.warning("metrics service unreachable: %s", type(exc).__name__)
+            raise unavailable from None
+        if response.status_code >= 500:
+            log.warning("metrics service answered %s on %s", response.status_code, path)
+            raise unavailable
+        try:
+            body = response.json()
+        except ValueError:
+            log.warning("metrics service answered non-JSON on %s", path)
+            raise unavailable from None
+        if response.status_code in (404, 422):
+            # The metrics service's own error shape is the gateway's ({"error", "detail"}).
+            raise ApiError(response.status_code, str(body.get("error", "not_found")),
+                           str(body.get("detail", "Not found in the record.")))
+        if response.status_code != 200 or not isinstance(body, dict):
+            log.warning("metrics service answered %s on %s", response.status_code, path)
+            raise unavailable
+        return body
+
+    async def timeline(self, order_id: str, as_of: datetime | None) -> dict[str, Any]:
+        params = {"as_of": as_of.isoformat()} if as_of else {}
+        return await self._get(f"/v1/orders/{quote(order_id, safe='')}/timeline", params)
+
+    async def response_times(self, seller_id: str, window: str,
+                             as_of: datetime | None) -> dict[str, Any]:
+        params = {"window": window, **({"as_of": as_of.isoformat()} if as_of else {})}
+        return await self._get(f"/v1/sellers/{quote(seller_id, safe='')}/response-times",
+                               params)
+
+
+def verification(entry: dict[str, Any]) -> str:
+    """One word for the dispute team: ``verified`` only when a trusted key's signature still
+    verifies the archived event and nothing flags it; ``unsigned`` for outside producers'
+    events (nothing to check); otherwise ``not_verified`` (forged, altered or unverifiable)."""
+    if entry.get("flag"):
+        return "not_verified"
+    valid = entry.get("signature_valid")
+    if valid is True:
+        return "verified"
+    if valid is None and not entry.get("signed"):
+        return "unsigned"
+    return "not_verified"
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token."},
+    403: {"description": "The role may not see this."},
+    404: {"description": "Nothing in the record for it."},
+    503: {"description": "The metrics service cannot be reached; try again."},
+}
+
+
+def router(metrics: MetricsClient, caller: Any) -> APIRouter:
+    r = APIRouter(tags=["record"])
+    Caller = Annotated[Principal, Depends(caller)]
+
+    @r.get("/v1/orders/{order_id}/timeline", response_model=Timeline, responses=_ERRORS,
+           summary="Every event of an order in time order, each signature re-checked "
+           "(dispute team and operators)")
+    async def timeline(
+        who: Caller,
+        order_id: Annotated[str, Path(min_length=1, max_length=128)],
+        as_of: Annotated[AwareDatetime | None, Query(
+            description="The order as it stood at this instant (RFC 3339 with a zone).")] = None,
+    ) -> Any:
+        if who.role not in ("dispute", "operator"):
+            raise ApiError(403, "role_cannot_read_record",
+                           f"The {who.role} role cannot read an order's record; the dispute "
+                           "team and operators can.")
+        body = await metrics.timeline(order_id, as_of)
+        for entry in body.get("events", []):
+            entry["verification"] = verification(entry)
+        return body
+
+    @r.get("/v1/sellers/{seller_id}/response-times", response_model=ResponseTimes,
+           responses=_ERRORS,
+           summary="How fast a seller answers buyers (F1): the seller, or an operator")
+    async def response_times(
+        who: Caller,
+        seller_id: Annotated[str, Path(min_length=1, max_length=128)],
+        window: Annotated[Window, Query(description="`7d`, `30d` (default) or `90d`.")] = "30d",
+        as_of: Annotated[AwareDatetime | None, Query(
+            description="End of the window (default: now).")] = None,
+    ) -> Any:
+        if not ((who.role == "seller" and who.party_id == seller_id)
+                or who.role == "operator"):
+            raise ApiError(403, "not_allowed",
+                           "Only the seller and operators see a seller's response times.")
+        return await metrics.response_times(seller_id, window, as_of)
+
+    return r

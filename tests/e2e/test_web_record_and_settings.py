@@ -151,6 +151,17 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
     await page.wait_for_selector(f'li[data-message="{reply_id}"] .attachments li')
     listed = await page.inner_text(f'li[data-message="{reply_id}"] .attachments')
     await page.screenshot(path=str(g.ARTIFACTS / "web-seller-attachment.png"), full_page=True)
+    async with page.expect_download() as downloading:
+        await page.click(f'li[data-message="{reply_id}"] .attachments button')
+    saved = await (await downloading.value).path()
+    sha = reply.json()["attachments"][0]["sha256"]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        by_buyer = await http.get(f"/v1/messages/{reply_id}/attachments/{sha}",
+                                  headers=g.auth(env, pair["buyer"], "buyer"))
+        by_stranger = await http.get(f"/v1/messages/{reply_id}/attachments/{sha}",
+                                     headers=g.auth(env, "seller-" + uid()))
+        wrong_file = await http.get(f"/v1/messages/{reply_id}/attachments/{'0' * 64}",
+                                    headers=seller)
 
     # The answer reaches the record within seconds: reload the page until it counts.
     for _ in range(40):
@@ -172,6 +183,13 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
     [attachment] = reply.json()["attachments"]
     assert attachment["filename"] == "factura.txt" and attachment["content_type"] == "text/plain"
     assert "factura.txt" in listed
+    invoice = "Factura 2026-001: 1 silla, 49,00 EUR\n".encode()
+    assert open(saved, "rb").read() == invoice  # the seller's own copy, from the browser
+    assert by_buyer.status_code == 200 and by_buyer.content == invoice  # the recipient's
+    assert by_buyer.headers["x-content-type-options"] == "nosniff"
+    assert by_buyer.headers["content-disposition"] == "attachment; filename*=UTF-8''factura.txt"
+    assert by_stranger.status_code == 404 and wrong_file.status_code == 404
+    assert wrong_file.json()["error"] == "attachment_not_found"
     assert [b[0] for b in bars] == ["7d", "30d", "90d"]
     assert bars[0][1] == "0" and labels[0] == "0.0 %"  # answered within 24 h: nothing late
     assert 0 <= float(average) < 120
@@ -225,7 +243,7 @@ async def test_a_buyer_sees_seller_messages_apart_from_platform_notices_and_opts
     assert not problems, problems
 
 
-async def test_a_seller_turns_messaging_off_and_replaces_address_lists_that_travel_sealed(
+async def test_a_seller_turns_messaging_off_and_sets_address_lists_that_travel_sealed_and_come_back(
     env, kafka, pair, browser  # noqa: F811
 ):
     g.ARTIFACTS.mkdir(exist_ok=True)
@@ -240,7 +258,6 @@ async def test_a_seller_turns_messaging_off_and_replaces_address_lists_that_trav
     was_on = await page.is_checked("#set-messaging")
     await page.uncheck("#set-messaging")
     await page.fill("#set-authorized", f"{address}\n")
-    await page.check("#set-replace-lists")
     await page.screenshot(path=str(g.ARTIFACTS / "web-seller-settings.png"), full_page=True)
     await page.click("#seller-settings button[type=submit]")
     await page.wait_for_function("() => document.getElementById('status').textContent !== ''")
@@ -257,6 +274,22 @@ async def test_a_seller_turns_messaging_off_and_replaces_address_lists_that_trav
     assert event["data"]["messaging_enabled"] is False
     assert event["data"]["blocked_senders"] == [] and len(event["data"]["authorized_senders"]) == 1
     assert address not in json.dumps(event)  # sealed for the alias service, never plaintext
+
+    # The seller sees the current settings when coming back (opened for them only).
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        await g.eventually(lambda: http.get(f"/v1/sellers/{pair['seller']}/settings",
+                                            headers=seller),
+                           lambda r: r.json()["authorized_senders"] == [address], timeout=30)
+        other = await http.get(f"/v1/sellers/{pair['seller']}/settings",
+                               headers=g.auth(env, "seller-" + uid()))
+    await page.click('#pages button[data-page="messages"]')
+    await page.click('#pages button[data-page="settings"]')
+    await page.wait_for_function(
+        "() => document.getElementById('set-authorized').value.trim() !== ''")
+    shown = await page.input_value("#set-authorized")
+    still_off = await page.is_checked("#set-messaging")
+    assert shown.strip() == address and still_off is False
+    assert other.status_code == 403
     assert not problems, problems
 
 

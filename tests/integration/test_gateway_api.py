@@ -272,3 +272,40 @@ async def test_a_signed_mail_link_confirms_on_get_and_acts_on_post(
     assert done.status_code == 200 and report["data"]["reason"] == "abusive"
     assert report["data"]["reporter_party_id"] == a["seller"]
     assert forged.status_code == 400 and forged.json()["error"] == "invalid_link"
+
+
+async def test_a_sellers_settings_come_back_opened_for_them_and_are_kept_sealed_until_erased(
+    kafka, env, prefix, gateway_settings
+):
+    seller, address = "seller-" + uid(), f"ventas.{uid()}@sol.example"
+    app = create_app(gateway_settings)
+    async with app.router.lifespan_context(app):
+        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+        await kafka.publish(prefix + "bsm.parties", platform_event("PartyRegistered", {
+            "party_id": seller, "role": "seller", "email": f"{uid()}@sol.example",
+            "display_name": "Sol"}, seller), seller)
+        # An outside producer's plaintext settings: the read model seals them itself.
+        await kafka.publish(prefix + "bsm.parties", platform_event("SellerSettingsChanged", {
+            "seller_id": seller, "authorized_senders": [address], "blocked_senders": [],
+            "customer_service_email": "atencion@sol.example", "opt_out_bounce_notices": True},
+            seller), seller)
+        shown = await g.eventually(
+            lambda: http.get(f"/v1/sellers/{seller}/settings", headers=g.auth(env, seller)),
+            lambda r: r.status_code == 200 and r.json()["authorized_senders"] == [address])
+        stored = await app.state.runtime.pool.fetchval(
+            f"SELECT sender_settings::text FROM {gateway_settings.db_schema}.parties "
+            f"WHERE party_id = $1", seller)
+        by_buyer = await http.get(f"/v1/sellers/{seller}/settings",
+                                  headers=g.auth(env, "b-1", "buyer"))
+        erased = await http.post(f"/v1/parties/{seller}/erasure", json={"reason": "test"},
+                                 headers=g.auth(env, "op-1", "operator"))
+        after = await g.eventually(
+            lambda: http.get(f"/v1/sellers/{seller}/settings",
+                             headers=g.auth(env, "op-1", "operator")),
+            lambda r: r.json()["authorized_senders"] == [])
+    assert shown.json()["customer_service_email"] == "atencion@sol.example"
+    assert shown.json()["opt_out_bounce_notices"] is True
+    assert address not in stored and "atencion" not in stored and "pii:v1:" in stored
+    assert by_buyer.status_code == 403
+    assert erased.status_code == 202 and erased.json()["status"] == "erased"
+    assert after.json()["customer_service_email"] is None

@@ -15,20 +15,21 @@
 import asyncio
 import contextlib
 import hashlib
-import logging
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 import filetype
 from pydantic import BaseModel, Field
 import nh3
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from uuid6 import uuid7
 
@@ -56,6 +57,15 @@ from .readmodel import INPUTS, ReadModel, migrations
 from .settings import GatewaySettings
 
 PRODUCER = "gateway"
+
+
+class SellerSettingsOut(BaseModel):
+    seller_id: str
+    messaging_enabled: bool = Field(description="Messaging on (off: vacation, C8).")
+    opt_out_bounce_notices: bool = Field(description="No bounce notices for opted-out buyers.")
+    authorized_senders: list[str] = Field(description="Addresses accepted as the seller (A4).")
+    blocked_senders: list[str] = Field(description="Addresses refused as the seller (A4).")
+    customer_service_email: str | None = Field(description="Where bounce notices go (D1).")
 
 
 class ErasureIn(BaseModel):
@@ -392,8 +402,8 @@ def create_app(
     settings: GatewaySettings, *, new_id: Callable[[], UUID] = uuid7,
     metrics: metrics_client.MetricsClient | None = None, **kwargs: object
 ) -> FastAPI:
-    rm = ReadModel(settings.db_schema or PRODUCER)
     keyring = settings.keyring()
+    rm = ReadModel(settings.db_schema or PRODUCER, keyring)
     rt = ServiceRuntime(
         name=PRODUCER, settings=settings, group=Group.GATEWAY, inputs=INPUTS,
         migrations=[*migrations(rm.s), *keyring.migrations()], handlers=lambda _rt: rm.handlers(),
@@ -688,7 +698,66 @@ def create_app(
         return StoredAttachment(sha256=sha, size=size, content_type=kind,
                                 filename=(file.filename or "attachment")[:255])
 
+    @app.get("/v1/messages/{message_id}/attachments/{sha256}", tags=["attachments"],
+             response_class=Response, summary="Download an attachment of a message",
+             description="For the message's sender, its recipient once it was delivered, and the "
+             "dispute team. Served as a download (`Content-Disposition: attachment`, "
+             "`nosniff`) with the type judged from the content when it was stored.",
+             responses={200: {"content": {"application/octet-stream": {}},
+                              "description": "The file."},
+                        404: {"description": "No such message of yours, or no such attachment "
+                              "on it (yet)."}})
+    async def download(message_id: str, sha256: str, who: Caller) -> Response:
+        row = await gw.readable_message(who, message_id)
+        atts = row["attachments"]
+        refs = {a["sha256"]: a for a in (json.loads(atts) if isinstance(atts, str) else atts or [])}
+        ref = refs.get(sha256)
+        # A recipient gets the file once the message reached them (a stopped message's files
+        # were never theirs to see); the sender and the dispute team always.
+        pending = who.party_id == row["recipient_party_id"] and row["status"] != "delivered"
+        path = gw.blob_path(sha256) if ref is not None and len(sha256) == 64 else None
+        if ref is None or pending or path is None or not path.is_file():
+            raise ApiError(404, "attachment_not_found",
+                           f"Message {message_id} has no attachment {sha256} you can open.")
+        name = str(ref.get("filename") or "attachment")
+        return Response(
+            content=await asyncio.to_thread(path.read_bytes),
+            media_type=str(ref.get("content_type") or "application/octet-stream"),
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                     "X-Content-Type-Options": "nosniff"})
+
     # -- settings and sanctions ----------------------------------------------------------
+    @app.get("/v1/sellers/{seller_id}/settings", response_model=SellerSettingsOut,
+             tags=["settings"], summary="A seller's messaging settings (the seller or an operator)",
+             description="As the gateway's read model has them from `SellerSettingsChanged` "
+             "(seconds behind a change). The addresses are kept sealed with the seller's key "
+             "and opened for this answer only.")
+    async def get_seller_settings(seller_id: str, who: Caller) -> SellerSettingsOut:
+        if not ((who.role == "seller" and who.party_id == seller_id) or who.role == "operator"):
+            raise ApiError(403, "not_allowed", "Only the seller or an operator reads these.")
+        async with gw.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT messaging_enabled, opt_out_bounce_notices, sender_settings "
+                f"FROM {rm.s}.parties WHERE party_id = $1", seller_id)
+            raw = row["sender_settings"] if row else None
+            kept = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+
+            async def opened(field: str, value: str | None) -> str | None:
+                if not value:
+                    return None
+                return await keyring.open(conn, value, f"SellerSettingsChanged.{field}")
+
+            lists = {}
+            for field in ("authorized_senders", "blocked_senders"):
+                values = [await opened(field, v) for v in kept.get(field) or []]
+                lists[field] = [v for v in values if v is not None]
+            service = await opened("customer_service_email", kept.get("customer_service_email"))
+        return SellerSettingsOut(
+            seller_id=seller_id,
+            messaging_enabled=row["messaging_enabled"] is not False if row else True,
+            opt_out_bounce_notices=bool(row and row["opt_out_bounce_notices"]),
+            customer_service_email=service, **lists)
+
     @app.put("/v1/sellers/{seller_id}/settings", status_code=202, tags=["settings"],
              summary="Change a seller's messaging settings (the seller or an operator)")
     async def seller_settings(seller_id: str, body: SellerSettingsIn,

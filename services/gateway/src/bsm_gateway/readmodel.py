@@ -6,7 +6,9 @@ batch subscriber, offsets committed after the transaction, idempotent by
 (``delivered``/``bounced`` are final), because events of different topics arrive in no
 guaranteed order. The only rows the gateway writes outside a handler are its own: the
 ``submitted`` row of a message it just published, read state and sellers' templates.
-No party's email address or name is kept here: the gateway does not need them.
+No party's email address or name is kept in plaintext here: a seller's own sender lists and
+customer-service address are kept sealed with the seller's keyring key (so the settings page can
+show them to the seller, and erasing the seller shreds them).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import asyncpg
 from bsm_shared.contract import payloads as p
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed
+from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
 INPUTS = [
@@ -80,7 +84,13 @@ def migrations(schema: str) -> list[str]:
         f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS messaging_set boolean",
         f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS fulfilment text",
         f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS restricted_from timestamptz",
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS opt_out_bounce_notices boolean",
+        # {"authorized_senders": [...], "blocked_senders": [...], "customer_service_email": …},
+        # every value sealed with the seller's keyring key (pii:v1:…).
+        f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS sender_settings jsonb",
     ]
+
+ADDRESS_FIELDS = ("authorized_senders", "blocked_senders", "customer_service_email")
 
 
 #: A message's status only moves forward (events of different topics arrive in any order).
@@ -88,8 +98,39 @@ _STATUS = """CASE WHEN m.status IN ('delivered', 'bounced') THEN m.status ELSE {
 
 
 class ReadModel:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, keyring: Keyring) -> None:
         self.s = check_ident(schema)
+        self.keyring = keyring
+
+    async def _sealed(self, conn: asyncpg.Connection, seller_id: str, field: str,
+                      value: str) -> str | None:
+        """A settings address as the read model keeps it: sealed with the seller's key. Our
+        gateway sends it so already; an outside producer's plaintext is sealed here; an old
+        transit-sealed value cannot be shown (the gateway holds no transit key)."""
+        if is_party_sealed(value):
+            return value
+        if is_sealed(value):
+            return None
+        try:
+            return await self.keyring.seal(conn, seller_id, f"SellerSettingsChanged.{field}", value)
+        except Erased:
+            return None
+
+    async def _sender_settings(self, conn: asyncpg.Connection, d: p.SellerSettingsChanged) -> None:
+        changed: dict[str, Any] = {}
+        for field in ADDRESS_FIELDS:
+            value = getattr(d, field)
+            if isinstance(value, list):
+                sealed = [await self._sealed(conn, d.seller_id, field, v) for v in value]
+                changed[field] = [v for v in sealed if v is not None]
+            elif value is not None:
+                changed[field] = await self._sealed(conn, d.seller_id, field, value) if value else None
+        await conn.execute(
+            f"""UPDATE {self.s}.parties SET
+                sender_settings = COALESCE(sender_settings, '{{}}'::jsonb) || $2::jsonb,
+                opt_out_bounce_notices = COALESCE($3, opt_out_bounce_notices)
+                WHERE party_id = $1""",
+            d.seller_id, json.dumps(changed), d.opt_out_bounce_notices)
 
     def handlers(self) -> dict[Topic, Any]:
         # Order matters: within a batch, reference data (parties, orders) is applied first.
@@ -118,6 +159,11 @@ class ReadModel:
                     messaging_set = COALESCE($2, x.messaging_set),
                     fulfilment = COALESCE($3, x.fulfilment)""",
                 d.seller_id, d.messaging_enabled, d.fulfilment)
+            await self._sender_settings(conn, d)
+        elif isinstance(d, p.PartyErased):
+            await conn.execute(
+                f"UPDATE {s}.parties SET sender_settings = NULL WHERE party_id = $1", d.party_id)
+            self.keyring.forget(d.party_id)
         elif isinstance(d, p.BuyerPreferencesChanged):
             await conn.execute(
                 f"""INSERT INTO {s}.parties (party_id, role, unsolicited_opt_out) VALUES ($1,

@@ -44,6 +44,20 @@ async function answer(response) {
 
 function say(text) { $("status").textContent = text; }
 
+// A download needs the bearer token, so it is fetched and handed to the browser as a blob.
+async function download(messageId, a) {
+  const response = await fetch(`/v1/messages/${enc(messageId)}/attachments/${enc(a.sha256)}`,
+                               { headers: { "Authorization": `Bearer ${state.token}` } });
+  if (!response.ok) return answer(response);
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: a.filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  say(`Downloaded ${a.filename}.`);
+}
+
 // Every handler reports a failure in the status line instead of failing silently.
 const guarded = (fn) => async (...args) => {
   try { await fn(...args); } catch (e) { say(e.message); }
@@ -85,7 +99,7 @@ async function showPage(page) {
     b.setAttribute("aria-pressed", String(b.dataset.page === page));
   if (page === "messages") { await refresh(); if (state.me.role === "buyer") await loadNotifications(); }
   if (page === "metrics") await loadMetrics();
-  if (page === "settings") fillSettings();
+  if (page === "settings") await fillSettings();
   if (page === "timeline") $("timeline-order").focus();
 }
 
@@ -135,8 +149,12 @@ function messageItem(m) {
   const body = el("div", { class: "body" });
   if (m.html) body.innerHTML = m.html; else body.textContent = m.text ?? "";  // html: sanitized by the server
   const files = (m.attachments || []).length
-    ? el("ul", { class: "attachments" }, ...m.attachments.map((a) =>
-        el("li", {}, `📎 ${a.filename} (${a.content_type}, ${Math.ceil(a.size / 1024)} KB)`)))
+    ? el("ul", { class: "attachments" }, ...m.attachments.map((a) => {
+        const link = el("button", { type: "button", class: "link", "data-sha256": a.sha256 },
+                        `📎 ${a.filename}`);
+        link.addEventListener("click", guarded(() => download(m.message_id, a)));
+        return el("li", {}, link, ` (${a.content_type}, ${Math.ceil(a.size / 1024)} KB)`);
+      }))
     : "";
   const item = el("li", { class: `${mine ? "mine" : ""} from-${m.sender_role ?? "platform"}`, "data-message": m.message_id },
     el("div", { class: "meta" }, `${senderLabel(m, mine)} · ${new Date(m.submitted_at).toLocaleString()}`),
@@ -264,20 +282,26 @@ async function loadMetrics() {
 }
 
 // -- settings ---------------------------------------------------------------------------------
-function fillSettings() {
-  if (state.me.role === "seller") $("set-messaging").checked = state.me.messaging_enabled !== false;
+async function fillSettings() {
   if (state.me.role === "buyer") $("set-optout").checked = !!state.me.unsolicited_opt_out;
+  if (state.me.role !== "seller") return;
+  const s = await api("GET", `/v1/sellers/${enc(state.me.party_id)}/settings`);
+  $("set-messaging").checked = s.messaging_enabled;
+  $("set-bounce-optout").checked = s.opt_out_bounce_notices;
+  $("set-authorized").value = s.authorized_senders.join("\n");
+  $("set-blocked").value = s.blocked_senders.join("\n");
+  $("set-service").value = s.customer_service_email ?? "";
 }
 
 const lines = (id) => $(id).value.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
 
 async function saveSellerSettings() {
+  // The page shows the current lists, so saving sends them whole (a list replaces the old one).
   const body = { messaging_enabled: $("set-messaging").checked,
-                 opt_out_bounce_notices: $("set-bounce-optout").checked };
-  if ($("set-replace-lists").checked) {
-    body.authorized_senders = lines("set-authorized");
-    body.blocked_senders = lines("set-blocked");
-  }
+                 opt_out_bounce_notices: $("set-bounce-optout").checked,
+                 authorized_senders: lines("set-authorized"), blocked_senders: lines("set-blocked") };
+  const service = $("set-service").value.trim();
+  if (service) body.customer_service_email = service;
   await api("PUT", `/v1/sellers/${enc(state.me.party_id)}/settings`, body);
   say("Settings saved; they apply within seconds.");
 }

@@ -154,6 +154,9 @@ async def run(root: Path) -> None:
             f"{(figures['late_response_rate'] or 0) * 100:.0f}% "
             f"(GET {env['BSM_METRICS_URL']}/v1/sellers/{seller}/response-times)")
 
+    console.print(f"6. Ana asks to be forgotten: bsm erase {buyer} (crypto-shredding):")
+    await _erasure(env, buyer, order)
+
     console.rule("[bold]Where things are")
     console.print(
         f"gateway API      {env['BSM_GATEWAY_URL']}  (docs: {env['BSM_GATEWAY_URL']}/docs)\n"
@@ -165,6 +168,34 @@ async def run(root: Path) -> None:
         f"environment      {root / '.stack' / 'env'}\n"
         "The stack keeps running: `make status`, `make down`."
     )
+
+
+async def _erasure(env: dict[str, str], buyer: str, order: str) -> None:
+    """Her name travels in the events sealed with her own key: readable before, not after."""
+    import base64
+
+    import asyncpg
+
+    from bsm_shared.runtime.keyring import Keyring
+
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10) as http:
+        events = (await http.get(f"/v1/orders/{order}/timeline")).json()["events"]
+    sealed = next(e["event"]["data"]["sender_display_name"] for e in events
+                  if e["type"] == "MessageAddressed" and e["event"]["data"]["sender_party_id"] == buyer)
+
+    async def name() -> str | None:
+        conn = await asyncpg.connect(env["BSM_DATABASE_URL"])
+        try:  # a fresh keyring each time, as another process would ask
+            return await Keyring(base64.b64decode(env["BSM_KEYRING_KEY"])).open(
+                conn, sealed, "display_name")
+        finally:
+            await conn.close()
+
+    console.print(f"   her name in MessageAddressed: {sealed[:40]}… → opens to {await name()!r}")
+    subprocess.run([sys.executable, "-m", "bsm_cli.main", "erase", buyer, "--operator",
+                    "demo-operator", "--reason", "demo", "--yes"], check=False)
+    console.print(f"   the same event now: opens to {await name()!r} — the event and its "
+                  "signature are unchanged, the record still replays")
 
 
 def main() -> None:

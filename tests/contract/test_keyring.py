@@ -45,6 +45,8 @@ async def test_a_sealed_name_opens_for_its_party_and_field_only(db):
         assert "Ana" not in token
         assert await keyring().open(conn, token, "display_name") == "Ana García"  # another process
         assert await kr.open(conn, token, "email") is None  # bound to its field
+        assert await kr.open(conn, token, "display_name", party_id="buyer-1") == "Ana García"
+        assert await kr.open(conn, token, "display_name", party_id="seller-9") is None
         moved = token.replace("pii:v1:buyer-1:", "pii:v1:buyer-2:")
         await kr.seal(conn, "buyer-2", "display_name", "Otro")
         assert await kr.open(conn, moved, "display_name") is None  # and to its party

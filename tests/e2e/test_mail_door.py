@@ -133,8 +133,9 @@ async def test_a_providers_dsn_at_the_return_path_bounces_the_delivered_message(
 ):
     """The buyer's first message was delivered to the seller's provider, which later reports it
     undeliverable (a Gmail-shaped RFC 3464 report, sent with swaks from the null sender to the
-    envelope sender the mail went out with): the message becomes Bounced after delivery, shows
-    as bounced in the conversation, and the buyer gets a notice."""
+    envelope sender the mail went out with): the message gets a Bounced after delivery, stays
+    delivered in the message center with the email copy's bounce beside it (the seller still
+    sees it and answers it), and the buyer gets a notice."""
     header = thread["first_message_id_header"]
     first = header[1:-1].rpartition("@")[0]
     mail = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"], header)
@@ -162,10 +163,12 @@ async def test_a_providers_dsn_at_the_return_path_bounces_the_delivered_message(
             lambda: http.get(f"/v1/conversations/{conversation}",
                              headers=gateway_auth(env, thread["buyer"], "buyer")),
             lambda r: r.status_code == 200 and any(
-                m["message_id"] == first and m["outcome"]["status"] == "bounced"
+                m["message_id"] == first and m["outcome"]["bounce"]
                 for m in r.json()["message_list"]), timeout=30)
     [shown] = [m for m in seen.json()["message_list"] if m["message_id"] == first]
+    assert shown["outcome"]["status"] == "delivered"
     assert shown["outcome"]["bounce"]["rule"] == "D1"
+    assert shown["outcome"]["bounce"]["after_delivery"] is True
     assert shown["outcome"]["bounce"]["reason_code"] == "bounce_report"
     notice = await sink_by_message_id(env["BSM_MAIL_SINK_DIR"],
                                       f"<notice-{first}@{env['BSM_MAIL_DOMAIN']}>")

@@ -94,6 +94,36 @@ async def test_a_rejection_becomes_one_bounce_naming_the_rule(kafka, prefix, set
     assert bounce["data"]["remedy"] == "Check the order number."
 
 
+async def test_an_approved_message_to_a_party_erased_meanwhile_bounces_at_once_saying_why(
+    kafka, prefix, settings_for, env
+):
+    from bsm_shared.contract import PartyErasedEvent
+    from bsm_shared.contract.payloads import PartyErased
+
+    settings = settings_for(DeliverySettings, "delivery")
+    seller = "s-" + uid()
+    erased = build_event(PartyErasedEvent, PartyErased(
+        party_id=seller, erased_at=datetime.now(UTC), requested_by="op-1"),
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), producer="gateway",
+        correlation_id=seller)
+    signer = Signer("gateway", load_private_key(env["BSM_GATEWAY_SIGNING_KEY"]))
+    mid, value = decision(env, recipient_party_id=seller)
+    async with running(create_runtime(settings)) as rt:
+        await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+        await kafka.publish(prefix + "bsm.parties", to_wire(erased, signer), seller)
+        for _ in range(100):  # the erasure applied first (alias would stop the message itself)
+            if await rt.pool.fetchval(f"SELECT erased_at FROM {settings.db_schema}.parties "
+                                      f"WHERE party_id = $1", seller):
+                break
+            await asyncio.sleep(0.1)
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+        [bounce] = await kafka.collect(prefix + "bsm.messages.bounced",
+                                       lambda e: e["data"]["message_id"] == mid, settle=1.0)
+    assert (bounce["data"]["stage"], bounce["data"]["reason_code"]) == ("delivery", "party_erased")
+    assert "erased" in bounce["data"]["explanation"] and bounce["data"]["remedy"]
+    assert sink_mail(env, mid) is None
+
+
 # -- bounce reports after delivery (D1) ------------------------------------------------------
 
 def bounce_report(env, message_id: str, action: str = "failed", status: str = "5.1.1",

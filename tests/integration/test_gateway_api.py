@@ -302,7 +302,7 @@ async def test_a_sellers_settings_come_back_opened_for_them_and_are_kept_sealed_
         after = await g.eventually(
             lambda: http.get(f"/v1/sellers/{seller}/settings",
                              headers=g.auth(env, "op-1", "operator")),
-            lambda r: r.json()["authorized_senders"] == [])
+            lambda r: r.json()["authorized_senders"] is None)
     assert shown.json()["customer_service_email"] == "atencion@sol.example"
     assert shown.json()["opt_out_bounce_notices"] is True
     assert address not in stored and "atencion" not in stored and "pii:v1:" in stored

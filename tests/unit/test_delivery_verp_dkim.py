@@ -46,6 +46,20 @@ def test_a_return_path_for_another_message_or_a_later_expiry_is_refused_as_forge
         verp.read_return_path(b"x" * 32, path, domain=DOMAIN, now=NOW)
 
 
+def test_a_return_path_with_an_absurd_expiry_is_refused_as_malformed_not_a_crash():
+    for expiry in ("zzzzzzzzzzzz", "zzzzzzzzzzzzzzzzzzzzzzzz"):
+        with pytest.raises(verp.VerpError, match="malformed"):
+            verp.read_return_path(KEY, f"bounces+abc.{expiry}.aaaa@{DOMAIN}", domain=DOMAIN,
+                                  now=NOW)
+
+
+def test_a_return_path_whose_case_an_mta_folded_still_names_its_message():
+    mid = "0b6f3d52-3c1e-4d8a-9a0e-5d7a1c2e9f41"
+    path = verp.return_path(KEY, mid, NOW + timedelta(days=1), DOMAIN)
+    local, _, domain = path.rpartition("@")
+    assert verp.read_return_path(KEY, f"{local.upper()}@{domain}", domain=DOMAIN, now=NOW) == mid
+
+
 def test_an_address_that_is_not_a_return_path_is_refused():
     for address in ("bounces@marketplace.example", f"bounces+{MID}.x.y@other.example", "a@b"):
         with pytest.raises(verp.VerpError):

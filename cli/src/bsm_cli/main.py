@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+from urllib.parse import quote
+
 import httpx
 import typer
 from rich.console import Console
@@ -175,7 +177,8 @@ def erase(
     Cannot be undone."""
     if not yes:
         typer.confirm(f"Erase the personal data of {party_id}? This cannot be undone.", abort=True)
-    response = _gateway("POST", f"/v1/parties/{party_id}/erasure", operator, "operator",
+    response = _gateway("POST", f"/v1/parties/{quote(party_id, safe='')}/erasure", operator,
+                        "operator",
                         json={"reason": reason})
     if response.status_code != 202:
         body = response.json() if response.headers.get("content-type", "").startswith(

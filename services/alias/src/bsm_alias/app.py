@@ -64,8 +64,9 @@ class AliasHandlers:
         if isinstance(data, PartyRegistered):
             # The platform may send the personal fields sealed with the party's key (then
             # erasure reaches bsm.parties too); None: that key is gone, the party was erased.
-            email = await self.keyring.open(conn, data.email, "email")
-            name = await self.keyring.open(conn, data.display_name, "display_name")
+            email = await self.keyring.open(conn, data.email, "email", party_id=data.party_id)
+            name = await self.keyring.open(conn, data.display_name, "display_name",
+                                           party_id=data.party_id)
             stored = email is not None and name is not None and await self.store(
                 conn).upsert_party(
                 party_id=data.party_id, role=data.role, display_name=name,
@@ -84,19 +85,22 @@ class AliasHandlers:
                 values = getattr(data, field)
                 if values is not None:  # absent: unchanged; [] clears the list
                     opened = [
-                        await self.open(conn, v, f"SellerSettingsChanged.{field}") for v in values
+                        await self.open(conn, v, f"SellerSettingsChanged.{field}", data.seller_id)
+                        for v in values
                     ]
                     await store.replace_senders(
                         data.seller_id, state, [v for v in opened if v is not None]
                     )
         return []
 
-    async def open(self, conn: asyncpg.Connection, value: str, context: str) -> str | None:
+    async def open(
+        self, conn: asyncpg.Connection, value: str, context: str, seller_id: str
+    ) -> str | None:
         """A settings address in plaintext (outside producers) or unsealed (our gateway:
         sealed with the seller's keyring key, or — events from before the keyring — with the
         transit key). ``None`` when it cannot be opened (the seller was erased)."""
         if is_party_sealed(value):
-            return await self.keyring.open(conn, value, context)
+            return await self.keyring.open(conn, value, context, party_id=seller_id)
         if not is_sealed(value):
             return value
         key = self.settings.transit_key_bytes()

@@ -168,12 +168,11 @@ def _non_standard(raw: bytes, mail: Message, report_id: str) -> Report | None:
     what = "temporary failure" if delayed else "failed"
     diagnostic = (f"Non-standard bounce (no delivery-status part), read as {what}"
                   + (f": {reply.group(0)}" if reply else "."))
-    sender = str(mail.get("From", ""))
+    sender_host = str(mail.get("From", "")).rpartition("@")[2].split(">")[0].split()
     return Report(
         action="delayed" if delayed else "failed", status="4.0.0" if delayed else "5.0.0",
         diagnostic=redact(diagnostic),
-        reporting_mta=host_name("dns; " + sender.rpartition("@")[2].split(">")[0].split()[0])
-        if "@" in sender else "",
+        reporting_mta=host_name("dns; " + sender_host[0]) if sender_host else "",
         standard=False, report_id=report_id,
     )
 

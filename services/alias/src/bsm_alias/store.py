@@ -143,7 +143,7 @@ class AliasStore:
         if row["erased_at"] is not None:
             return Party(row["party_id"], row["role"], "", row["locale"], erased=True)
         sealed = row["display_name"]
-        name = await self.keyring.open(self.c, sealed, "display_name")
+        name = await self.keyring.open(self.c, sealed, "display_name", party_id=row["party_id"])
         if name is None:  # shredded (erased a moment ago, in another service's transaction)
             return Party(row["party_id"], row["role"], "", row["locale"], erased=True)
         if sealed == name:  # a row from before the keyring: seal it now, for the events

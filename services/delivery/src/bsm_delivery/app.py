@@ -17,7 +17,10 @@ Exactly one outcome per message:
   the job and puts ``Delivered`` (or ``Bounced`` stage ``delivery``) in the outbox. Temporary
   failures reschedule the job with exponential backoff, in the table, so the schedule survives
   a restart. Both outcome events have an id derived from the ``PolicyChecked`` id: whatever
-  is retried, a message never gets two.
+  is retried, a message never gets two;
+* the one later event a message can get: a provider's ``failed`` bounce report for its email
+  copy adds one ``Bounced`` with ``after_delivery`` after its ``Delivered`` (at most one: the
+  job row records it). The message stays delivered in the message center.
 
 SMTP is at-least-once: a crash after the relay accepted a mail but before the commit sends it
 again on restart, with the same ``Message-ID`` (recipients' clients collapse the copy).
@@ -155,7 +158,8 @@ class Delivery:
                 f"SELECT data_key, erased_at FROM {self.s}.parties WHERE party_id = $1",
                 data.party_id,
             )
-            email = await self.keyring.open(conn, data.email, "email")  # may come sealed
+            email = await self.keyring.open(conn, data.email, "email",  # may come sealed
+                                            party_id=data.party_id)
             if email is None or (row is not None and row["erased_at"] is not None):
                 return []  # a replayed registration of an erased party
             key = (row["data_key"] if row else None) or self.vault.new_data_key(data.party_id)
@@ -202,7 +206,8 @@ class Delivery:
             value = data.customer_service_email
             if is_party_sealed(value):
                 value = await self.keyring.open(
-                    conn, value, "SellerSettingsChanged.customer_service_email") or ""
+                    conn, value, "SellerSettingsChanged.customer_service_email",
+                    party_id=data.seller_id) or ""
             elif is_sealed(value):
                 transit = self.settings.transit_key_bytes()
                 if transit is None:
@@ -386,7 +391,8 @@ class Delivery:
 
     async def _recipient_addresses(
         self, conn: asyncpg.Connection, party_ids: list[str]
-    ) -> dict[str, str]:
+    ) -> dict[str, str | None]:
+        """Each known recipient's address; ``None`` for an erased one (nobody to send to)."""
         rows = await conn.fetch(
             f"SELECT party_id, data_key, email_enc FROM {self.s}.parties "
             f"WHERE party_id = ANY($1::text[])",
@@ -394,8 +400,8 @@ class Delivery:
         )
         return {
             r["party_id"]: self.vault.decrypt(r["party_id"], r["data_key"], "email", r["email_enc"])
+            if r["data_key"] else None
             for r in rows
-            if r["data_key"]  # an erased party has no address any more
         }
 
     async def deliver_due(self) -> int:
@@ -420,8 +426,9 @@ class Delivery:
             # the sender is erased). The opened copy never leaves this process.
             for_mail = [
                 (pc.model_copy(update={"sender_display_name": await self.keyring.open(
-                    conn, pc.sender_display_name, "display_name") or ""}),
-                 addresses.get(pc.recipient_party_id))
+                    conn, pc.sender_display_name, "display_name",
+                    party_id=pc.sender_party_id) or ""}),
+                 addresses.get(pc.recipient_party_id, ""))
                 for _, pc in jobs
             ]
             results = await self._send_all(for_mail, domain, now)
@@ -465,7 +472,9 @@ class Delivery:
         self, smtp: aiosmtplib.SMTP, pc: PolicyChecked, address: str | None, domain: str,
         now: datetime,
     ) -> tuple[str | None, bool]:
-        if address is None:
+        if address is None:  # known, but erased since the message was approved: final
+            return "party_erased", True
+        if address == "":
             return "recipient_address_unknown", False
         raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain,
                            now=now).as_bytes(policy=email.policy.SMTP)
@@ -498,15 +507,22 @@ class Delivery:
                 f"WHERE message_id = $1",
                 pc.message_id, attempts, error,
             )
-            bounce = core.failure(
-                pc, code="permanent_failure" if permanent else "delivery_timeout",
-                explanation=f"The recipient's mail system refused the message ({error})."
-                if permanent else f"The message could not be delivered after {attempts} attempts "
-                f"({error}).",
-                remedy="Check the message in the message center; the recipient can still read "
-                "it there once delivered, or write to them again later.",
-                now=now,
-            )
+            if error == "party_erased":
+                bounce = core.failure(
+                    pc, code="party_erased", explanation="The recipient's account was closed and "
+                    "its personal data erased before the message reached them.",
+                    remedy="Nothing can reach this party any more; the conversation has ended.",
+                    now=now)
+            else:
+                bounce = core.failure(
+                    pc, code="permanent_failure" if permanent else "delivery_timeout",
+                    explanation=f"The recipient's mail system refused the message ({error})."
+                    if permanent else f"The message could not be delivered after {attempts} "
+                    f"attempts ({error}).",
+                    remedy="Check the message in the message center; the recipient can still "
+                    "read it there once delivered, or write to them again later.",
+                    now=now,
+                )
             return [self._outcome(BouncedEvent, Topic.BOUNCED, bounce, cause, now)]
         await conn.execute(
             f"UPDATE {self.s}.jobs SET attempts = $2, last_error = $3, next_attempt_at = $4 "

@@ -29,6 +29,7 @@ import filetype
 from pydantic import BaseModel, Field
 import nh3
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Path as FastApiPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from uuid6 import uuid7
@@ -63,9 +64,13 @@ class SellerSettingsOut(BaseModel):
     seller_id: str
     messaging_enabled: bool = Field(description="Messaging on (off: vacation, C8).")
     opt_out_bounce_notices: bool = Field(description="No bounce notices for opted-out buyers.")
-    authorized_senders: list[str] = Field(description="Addresses accepted as the seller (A4).")
-    blocked_senders: list[str] = Field(description="Addresses refused as the seller (A4).")
-    customer_service_email: str | None = Field(description="Where bounce notices go (D1).")
+    authorized_senders: list[str] | None = Field(
+        description="Addresses accepted as the seller (A4); `null`: not known to the message "
+        "center (set before it kept them, or unreadable) — sending a list replaces it.")
+    blocked_senders: list[str] | None = Field(
+        description="Addresses refused as the seller (A4); `null` as above.")
+    customer_service_email: str | None = Field(
+        description="Where bounce notices go (D1); `null`: none set, or not known.")
 
 
 class ErasureIn(BaseModel):
@@ -745,12 +750,16 @@ def create_app(
             async def opened(field: str, value: str | None) -> str | None:
                 if not value:
                     return None
-                return await keyring.open(conn, value, f"SellerSettingsChanged.{field}")
+                return await keyring.open(conn, value, f"SellerSettingsChanged.{field}",
+                                          party_id=seller_id)
 
-            lists = {}
+            lists: dict[str, list[str] | None] = {}
             for field in ("authorized_senders", "blocked_senders"):
-                values = [await opened(field, v) for v in kept.get(field) or []]
-                lists[field] = [v for v in values if v is not None]
+                if kept.get(field) is None:  # not known here (never set, or unreadable): say so
+                    lists[field] = None
+                    continue
+                values = [await opened(field, v) for v in kept[field]]
+                lists[field] = None if None in values else values  # type: ignore[assignment]
             service = await opened("customer_service_email", kept.get("customer_service_email"))
         return SellerSettingsOut(
             seller_id=seller_id,
@@ -808,7 +817,8 @@ def create_app(
               "signatures and replays stay intact; services drop the party's stored addresses "
               "and refuse messages to or from it. Idempotent: erasing again changes nothing "
               "(`already_erased`). Cannot be undone.")
-    async def erase(party_id: str, body: ErasureIn, who: Caller) -> ErasureOut:
+    async def erase(party_id: Annotated[str, FastApiPath(min_length=1, max_length=128)],
+                    body: ErasureIn, who: Caller) -> ErasureOut:
         if who.role != "operator":
             raise ApiError(403, "not_allowed", "Only operators erase a party's data.")
         now = rt.clock()

@@ -55,8 +55,9 @@ class Outcome(BaseModel):
     delivered_at: str | None = Field(default=None, description="When delivered.")
     bounce: dict[str, Any] | None = Field(
         default=None, description="Why it bounced: stage, reason_code, rule, explanation, "
-        "remedy, violations, and `after_delivery` (handed over, then reported undeliverable by "
-        "the recipient's provider; `delivered_at` stays set).")
+        "remedy, violations, and `after_delivery`: the message was delivered (status stays "
+        "`delivered`) but its email copy was later reported undeliverable by the recipient's "
+        "provider.")
 
 
 class MessageView(BaseModel):

@@ -42,7 +42,7 @@ def router(gw: Any, caller: Any) -> APIRouter:
                            f"The {who.role} role has no notifications.")
         rows = await gw.pool.fetch(
             f"""SELECT message_id, conversation_id, order_id, subject, bounce, submitted_at
-                FROM {gw.s}.messages WHERE sender_party_id = $1 AND status = 'bounced'
+                FROM {gw.s}.messages WHERE sender_party_id = $1 AND bounce IS NOT NULL
                 ORDER BY submitted_at DESC LIMIT 200""", who.party_id)
         out = []
         for row in rows:

@@ -21,7 +21,7 @@ import asyncpg
 from bsm_shared.contract import payloads as p
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
-from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed
+from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed, sealed_party
 from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
@@ -107,8 +107,8 @@ class ReadModel:
         """A settings address as the read model keeps it: sealed with the seller's key. Our
         gateway sends it so already; an outside producer's plaintext is sealed here; an old
         transit-sealed value cannot be shown (the gateway holds no transit key)."""
-        if is_party_sealed(value):
-            return value
+        if is_party_sealed(value):  # ours — but only if sealed with this seller's own key
+            return value if sealed_party(value) == seller_id else None
         if is_sealed(value):
             return None
         try:
@@ -117,14 +117,16 @@ class ReadModel:
             return None
 
     async def _sender_settings(self, conn: asyncpg.Connection, d: p.SellerSettingsChanged) -> None:
+        """Keep what the event says; a field the read model cannot hold completely (an old
+        transit-sealed value) is stored as ``null``: unknown, never shown as empty."""
         changed: dict[str, Any] = {}
         for field in ADDRESS_FIELDS:
             value = getattr(d, field)
             if isinstance(value, list):
                 sealed = [await self._sealed(conn, d.seller_id, field, v) for v in value]
-                changed[field] = [v for v in sealed if v is not None]
+                changed[field] = None if None in sealed else sealed
             elif value is not None:
-                changed[field] = await self._sealed(conn, d.seller_id, field, value) if value else None
+                changed[field] = await self._sealed(conn, d.seller_id, field, value) if value else ""
         await conn.execute(
             f"""UPDATE {self.s}.parties SET
                 sender_settings = COALESCE(sender_settings, '{{}}'::jsonb) || $2::jsonb,
@@ -248,8 +250,8 @@ class ReadModel:
         d: p.Delivered = incoming.event.data  # type: ignore[assignment]
         await self._upsert_message(conn, d, "delivered")
         # The delivered text is what the recipient saw (delivery sanitizes HTML): keep it.
-        # A message already bounced stays bounced: the only bounce that can follow a delivery
-        # is a provider's later report (D1), and topics may be read in another order.
+        # A message that bounced before delivery is never delivered after; the guard keeps
+        # the status final whatever order the topics are read in.
         await conn.execute(
             f"""UPDATE {self.s}.messages SET delivered_at = $2,
                 status = CASE WHEN status = 'bounced' THEN status ELSE 'delivered' END,
@@ -265,15 +267,21 @@ class ReadModel:
             "violations": [v.model_dump(mode="json") for v in d.violations],
             "bounced_at": d.bounced_at.isoformat(), "after_delivery": d.after_delivery,
         })
+        # A provider's later bounce report (D1, ``after_delivery``) concerns the email copy
+        # only: the message reached the recipient's mailbox here and stays delivered (in their
+        # inbox, answerable, counted for response times); the bounce is kept beside it.
+        status = "delivered" if d.after_delivery else "bounced"
         await conn.execute(
             f"""INSERT INTO {self.s}.messages AS m (message_id, conversation_id, relationship_id,
                 order_id, sender_party_id, recipient_party_id, sender_role, submitted_at,
-                status, bounce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bounced', $9)
-                ON CONFLICT (message_id) DO UPDATE SET status = 'bounced', bounce = $9,
+                status, bounce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9)
+                ON CONFLICT (message_id) DO UPDATE SET bounce = $9,
+                status = CASE WHEN $10 = 'bounced' OR m.status = 'bounced' THEN 'bounced'
+                              ELSE 'delivered' END,
                 conversation_id = COALESCE($2, m.conversation_id),
                 relationship_id = COALESCE($3, m.relationship_id)""",
             d.message_id, d.conversation_id, d.relationship_id, d.order_id, d.sender_party_id,
-            d.recipient_party_id, d.sender_role, d.submitted_at or d.bounced_at, bounce)
+            d.recipient_party_id, d.sender_role, d.submitted_at or d.bounced_at, bounce, status)
         return []
 
     async def on_reported(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:

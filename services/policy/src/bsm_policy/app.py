@@ -306,7 +306,8 @@ class PolicyHandlers:
         wait = self.settings.order_wait_seconds
         ctx = await self._context(conn, msg)
         ctx = replace(ctx, wait_over=incoming.expired or wait <= 0)
-        name = await self.keyring.open(conn, msg.sender_display_name, "display_name") or ""
+        name = await self.keyring.open(conn, msg.sender_display_name, "display_name",
+                                       party_id=msg.sender_party_id) or ""
         try:
             decision = engine.decide(msg, ctx, gif_frames=self._gif_frames(msg), sender_name=name)
         except engine.WaitForOrder:

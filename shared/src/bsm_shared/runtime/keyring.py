@@ -111,18 +111,21 @@ class Keyring:
         )
         if wrapped is None and create:
             # Serialised with erase() per party, so an erasure and a first seal never interleave
-            # (a party erased a moment ago must not get a fresh key).
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"keyring:{party_id}")
-            await conn.execute(
-                f"""INSERT INTO {self.s}.party_keys (party_id, wrapped_key)
-                    SELECT $1, $2 WHERE NOT EXISTS
-                        (SELECT 1 FROM {self.s}.erased WHERE party_id = $1)
-                    ON CONFLICT (party_id) DO NOTHING""",
-                party_id, self._wrap(party_id, AESGCM.generate_key(bit_length=256)),
-            )
-            wrapped = await conn.fetchval(
-                f"SELECT wrapped_key FROM {self.s}.party_keys WHERE party_id = $1", party_id
-            )
+            # (a party erased a moment ago must not get a fresh key). The lock lives as long as
+            # a transaction: in the caller's (a savepoint here) or in one of its own.
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                                   f"keyring:{party_id}")
+                await conn.execute(
+                    f"""INSERT INTO {self.s}.party_keys (party_id, wrapped_key)
+                        SELECT $1, $2 WHERE NOT EXISTS
+                            (SELECT 1 FROM {self.s}.erased WHERE party_id = $1)
+                        ON CONFLICT (party_id) DO NOTHING""",
+                    party_id, self._wrap(party_id, AESGCM.generate_key(bit_length=256)),
+                )
+                wrapped = await conn.fetchval(
+                    f"SELECT wrapped_key FROM {self.s}.party_keys WHERE party_id = $1", party_id
+                )
         if wrapped is None:
             return None
         key = self._unwrap(party_id, wrapped)
@@ -145,13 +148,20 @@ class Keyring:
         blob = nonce + key.encrypt(nonce, value.encode(), f"{party_id}:{field}".encode())
         return f"{PREFIX}{party_id}:{base64.b64encode(blob).decode()}"
 
-    async def open(self, conn: asyncpg.Connection, value: str, field: str) -> str | None:
+    async def open(
+        self, conn: asyncpg.Connection, value: str, field: str, *, party_id: str | None = None
+    ) -> str | None:
         """The plaintext of a sealed value; ``None`` once its party is erased (or for a value
-        that was not sealed for ``field``). A value that is not party-sealed is returned as is
-        (outside producers send plaintext)."""
-        party_id = sealed_party(value)
-        if party_id is None:
+        that was not sealed for ``field``, or — with ``party_id`` — for another party: a value
+        in one party's event that only another party's key opens would survive the first
+        party's erasure). A value that is not party-sealed is returned as is (outside
+        producers send plaintext)."""
+        owner = sealed_party(value)
+        if owner is None:
             return None if is_party_sealed(value) else value
+        if party_id is not None and owner != party_id:
+            return None
+        party_id = owner
         key = await self._key(conn, party_id, create=False)
         if key is None:
             return None

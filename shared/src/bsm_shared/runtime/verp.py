@@ -62,9 +62,15 @@ def read_return_path(key: bytes, address: str, *, domain: str, now: datetime) ->
     try:
         message_id, expires, mac = local[len(PREFIX) + 1:].rsplit(".", 2)
         expires_at = datetime.fromtimestamp(int(expires.lower(), 36), UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError, OSError) as exc:  # an absurd expiry overflows the clock
         raise VerpError("malformed return path") from exc
-    if not hmac.compare_digest(mac.lower(), _mac(key, message_id, expires.lower())):
+    # An MTA may fold the local part's case: the MAC and expiry are lowercase by construction;
+    # a message id that no longer matches as written is tried lowercased (our ids are).
+    for candidate in dict.fromkeys((message_id, message_id.lower())):
+        if hmac.compare_digest(mac.lower(), _mac(key, candidate, expires.lower())):
+            message_id = candidate
+            break
+    else:
         raise VerpError("return path not issued by the marketplace")
     if now >= expires_at:
         raise VerpExpired("return path expired")

@@ -143,9 +143,13 @@ function senderLabel(m, mine) {
 
 function messageItem(m) {
   const mine = m.sender_party_id === state.me.party_id;
+  const b = m.outcome.bounce;
   const outcome = m.outcome.status === "bounced"
-    ? el("p", { class: "bounced" }, `Bounced: ${m.outcome.bounce?.explanation ?? ""} ${m.outcome.bounce?.remedy ?? ""}`)
-    : el("p", { class: "meta" }, m.outcome.status);
+    ? el("p", { class: "bounced" }, `Bounced: ${b?.explanation ?? ""} ${b?.remedy ?? ""}`)
+    : b?.after_delivery
+      ? el("p", { class: "bounced" },
+           `Delivered here; the email copy bounced: ${b.explanation ?? ""} ${b.remedy ?? ""}`)
+      : el("p", { class: "meta" }, m.outcome.status);
   const body = el("div", { class: "body" });
   if (m.html) body.innerHTML = m.html; else body.textContent = m.text ?? "";  // html: sanitized by the server
   const files = (m.attachments || []).length
@@ -288,18 +292,24 @@ async function fillSettings() {
   const s = await api("GET", `/v1/sellers/${enc(state.me.party_id)}/settings`);
   $("set-messaging").checked = s.messaging_enabled;
   $("set-bounce-optout").checked = s.opt_out_bounce_notices;
-  $("set-authorized").value = s.authorized_senders.join("\n");
-  $("set-blocked").value = s.blocked_senders.join("\n");
+  // A list the message center does not know is left empty and only sent if the seller
+  // types it: sending it would replace the real one (saving must never erase a list unseen).
+  for (const [id, list] of [["set-authorized", s.authorized_senders], ["set-blocked", s.blocked_senders]]) {
+    $(id).value = (list ?? []).join("\n");
+    $(id).placeholder = list === null ? "(not shown here: type the whole list to replace it)" : "";
+    $(id).dataset.edited = "";
+  }
   $("set-service").value = s.customer_service_email ?? "";
 }
 
 const lines = (id) => $(id).value.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
 
 async function saveSellerSettings() {
-  // The page shows the current lists, so saving sends them whole (a list replaces the old one).
+  // A list is sent (whole: it replaces the old one) only when the seller edited it.
   const body = { messaging_enabled: $("set-messaging").checked,
-                 opt_out_bounce_notices: $("set-bounce-optout").checked,
-                 authorized_senders: lines("set-authorized"), blocked_senders: lines("set-blocked") };
+                 opt_out_bounce_notices: $("set-bounce-optout").checked };
+  if ($("set-authorized").dataset.edited) body.authorized_senders = lines("set-authorized");
+  if ($("set-blocked").dataset.edited) body.blocked_senders = lines("set-blocked");
   const service = $("set-service").value.trim();
   if (service) body.customer_service_email = service;
   await api("PUT", `/v1/sellers/${enc(state.me.party_id)}/settings`, body);
@@ -377,6 +387,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (t) $("reply-text").value = t.text;
   });
   $("reply").addEventListener("submit", guarded((e) => { e.preventDefault(); return sendReply(); }));
+  for (const id of ["set-authorized", "set-blocked"])
+    $(id).addEventListener("input", () => { $(id).dataset.edited = "yes"; });
   $("seller-settings").addEventListener("submit", guarded((e) => { e.preventDefault(); return saveSellerSettings(); }));
   $("buyer-settings").addEventListener("submit", guarded((e) => { e.preventDefault(); return saveBuyerSettings(); }));
   $("timeline-form").addEventListener("submit", guarded((e) => { e.preventDefault(); return loadTimeline($("timeline-order").value.trim()); }));

@@ -189,6 +189,10 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
     assert by_buyer.headers["x-content-type-options"] == "nosniff"
     assert by_buyer.headers["content-disposition"] == "attachment; filename*=UTF-8''factura.txt"
     assert by_stranger.status_code == 404 and wrong_file.status_code == 404
+    from tests.e2e.test_message_path import sink_mail
+
+    [mailed] = list((await sink_mail(env, reply_id)).iter_attachments())  # answerable by mail
+    assert (mailed.get_filename(), mailed.get_content().encode()) == ("factura.txt", invoice)
     assert wrong_file.json()["error"] == "attachment_not_found"
     assert [b[0] for b in bars] == ["7d", "30d", "90d"]
     assert bars[0][1] == "0" and labels[0] == "0.0 %"  # answered within 24 h: nothing late

@@ -64,6 +64,33 @@ async def test_an_approved_message_is_mailed_from_the_alias_and_delivered_exactl
     assert address not in str(delivered[0])
 
 
+async def test_the_mail_carries_the_attachment_from_the_blob_store(
+    kafka, prefix, settings_for, env, tmp_path
+):
+    import hashlib
+
+    from bsm_shared.contract.payloads import AttachmentRef
+
+    photo = b"\x89PNG\r\n\x1a\n" + b"chair" * 100
+    sha = hashlib.sha256(photo).hexdigest()
+    (tmp_path / sha[:2]).mkdir()
+    (tmp_path / sha[:2] / sha).write_bytes(photo)
+    settings = settings_for(DeliverySettings, "delivery", blob_dir=str(tmp_path))
+    seller = "s-" + uid()
+    ref = AttachmentRef(sha256=sha, size=len(photo), filename="silla.png", content_type="image/png")
+    mid, value = decision(env, recipient_party_id=seller, attachments=[ref])
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+        await kafka.collect(prefix + "bsm.messages.delivered",
+                            lambda e: e["data"]["message_id"] == mid)
+    mail = sink_mail(env, mid)
+    assert mail is not None
+    [part] = list(mail.iter_attachments())
+    assert (part.get_filename(), part.get_content_type()) == ("silla.png", "image/png")
+    assert part.get_content() == photo
+
+
 async def test_a_forged_approval_gets_nothing_delivered(kafka, prefix, settings_for, env):
     settings = settings_for(DeliverySettings, "delivery")
     seller = "s-" + uid()

@@ -14,6 +14,22 @@ def test_the_relayed_mail_shows_the_business_name_and_alias_and_threads_replies(
     assert mail["In-Reply-To"] == "<m-0@marketplace.example>"
 
 
+def test_the_relayed_mail_carries_the_attachments_as_sent_beside_the_text():
+    from bsm_shared.contract.payloads import AttachmentRef
+
+    pdf = b"%PDF-1.4 factura"
+    ref = AttachmentRef(sha256="a" * 64, size=len(pdf), filename="factura.pdf",
+                        content_type="application/pdf")
+    pc = policy_checked(text="Aquí tiene la factura.", attachments=[ref])
+    mail = core.compose(pc, sender_name="Muebles Sol", domain="marketplace.example", now=T0,
+                        files=[(ref, pdf)])
+    [part] = list(mail.iter_attachments())
+    assert mail.get_content_type() == "multipart/mixed"
+    assert (part.get_filename(), part.get_content_type(), part.get_content()) == (
+        "factura.pdf", "application/pdf", pdf)
+    assert mail.get_body(("plain",)).get_content().strip() == "Aquí tiene la factura."
+
+
 def test_a_rejection_bounces_with_every_violation_and_what_to_do():
     violations = [
         Violation(rule="C1", code="unknown_order", detail="Order unknown.", remedy="Check it."),

@@ -4,7 +4,7 @@ message (door: parse + scrub; delivery: compose from the event)."""
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bsm_alias import mail
@@ -67,3 +67,21 @@ def test_no_real_address_of_either_party_survives_the_relay(
     relayed = all_text(delivery.compose(checked, sender_name="Muebles Sol", domain=DOMAIN, now=now).as_bytes())
     for real in {seller, buyer, envelope}:
         assert real.lower() not in relayed
+
+
+@settings(max_examples=100, deadline=None)
+@given(seller=address, buyer=address, who=name, pieces=st.lists(filler, min_size=1, max_size=4))
+def test_a_text_attachment_is_scrubbed_like_the_body_and_a_binary_one_kept_as_sent(
+    seller, buyer, who, pieces
+):
+    assume(seller.lower() != buyer.lower())
+    addresses, names = mail.identity_map(
+        envelope_sender=seller, header_from=[(who, seller)], sender_real=seller,
+        recipient_real=buyer, sender_alias=SELLER_ALIAS, recipient_alias=BUYER_ALIAS,
+        public_name="Muebles Sol")
+    note = " ".join(p + " " + s for p, s in zip(pieces * 4, styles(seller, who) + [buyer]))
+    scrubbed = mail.scrub_text_attachment(note.encode(), "text/plain", addresses, names).decode()
+    pdf = b"%PDF-1.4 " + seller.encode()
+    assert seller not in scrubbed.lower() and buyer not in scrubbed.lower()
+    assert SELLER_ALIAS in scrubbed
+    assert mail.scrub_text_attachment(pdf, "application/pdf", addresses, names) == pdf

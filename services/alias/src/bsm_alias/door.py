@@ -284,9 +284,10 @@ class DoorHandler:
 
         refs = []
         for att in parsed.attachments:
-            digest = await self.blobs.put(att.content)
+            content = mail.scrub_text_attachment(att.content, att.content_type, addresses, names)
+            digest = await self.blobs.put(content)
             refs.append(AttachmentRef(
-                sha256=digest, size=len(att.content), content_type=att.content_type,
+                sha256=digest, size=len(content), content_type=att.content_type,
                 filename=scrub(att.filename) or "attachment",
             ))
         if parsed.message_id:

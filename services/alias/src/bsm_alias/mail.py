@@ -312,6 +312,21 @@ def scrub(text: str, addresses: dict[str, str], names: dict[str, str]) -> str:
     return text
 
 
+def scrub_text_attachment(
+    content: bytes, content_type: str, addresses: dict[str, str], names: dict[str, str]
+) -> bytes:
+    """A text attachment (a forwarded note, a signature file, a .txt the client attached)
+    scrubbed like the body; anything else as sent — binary formats (PDF, images, Office) are
+    not rewritten (their bytes are the sender's document)."""
+    if not content_type.startswith("text/"):
+        return content
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return content
+    return scrub(text, addresses, names).encode("utf-8")
+
+
 def identity_map(
     *, envelope_sender: str, header_from: list[tuple[str, str]], sender_real: str | None,
     recipient_real: str | None, sender_alias: str, recipient_alias: str, public_name: str,

@@ -33,6 +33,7 @@ import contextlib
 import email.policy
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import aiosmtplib
 import asyncpg
@@ -40,6 +41,7 @@ from faststream import FastStream
 
 from bsm_shared.contract import BouncedEvent, DeliveredEvent
 from bsm_shared.contract.payloads import (
+    AttachmentRef,
     BounceReportReceived,
     Bounced,
     PartyErased,
@@ -48,12 +50,12 @@ from bsm_shared.contract.payloads import (
     SellerSettingsChanged,
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident
+from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
-from bsm_shared.runtime import verp
-from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.transit import is_sealed, unseal
 from bsm_shared.topics import Group, Topic
 
@@ -468,6 +470,21 @@ class Delivery:
         await asyncio.gather(*(lane(i) for i in range(lanes)))
         return results
 
+    async def _files(self, pc: PolicyChecked) -> list[tuple[AttachmentRef, bytes]]:
+        """The message's attachments from the blob store, read one mail at a time (up to
+        10 MB each: never a whole batch's in memory). A missing blob is left out and logged:
+        the message is still in the recipient's message center."""
+        root = Path(self.settings.blob_dir)
+        files = []
+        for ref in pc.attachments:
+            path = root / ref.sha256[:2] / ref.sha256
+            try:
+                files.append((ref, await asyncio.to_thread(path.read_bytes)))
+            except OSError:
+                log.warning("attachment %s of message %s is not in the blob store; mailed "
+                            "without it", ref.sha256, pc.message_id)
+        return files
+
     async def _send_one(
         self, smtp: aiosmtplib.SMTP, pc: PolicyChecked, address: str | None, domain: str,
         now: datetime,
@@ -476,8 +493,8 @@ class Delivery:
             return "party_erased", True
         if address == "":
             return "recipient_address_unknown", False
-        raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain,
-                           now=now).as_bytes(policy=email.policy.SMTP)
+        raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain, now=now,
+                           files=await self._files(pc)).as_bytes(policy=email.policy.SMTP)
         if self.dkim_key is not None:
             raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
                                  private_key_pem=self.dkim_key)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from bsm_shared.contract.payloads import Bounced, Delivered, PolicyChecked
+from bsm_shared.contract.payloads import AttachmentRef, Bounced, Delivered, PolicyChecked
 
 
 def rejection(pc: PolicyChecked, *, now: datetime) -> Bounced:
@@ -48,10 +49,15 @@ def email_message_id(message_id: str, domain: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
-def compose(pc: PolicyChecked, *, sender_name: str, domain: str, now: datetime) -> EmailMessage:
+def compose(
+    pc: PolicyChecked, *, sender_name: str, domain: str, now: datetime,
+    files: Sequence[tuple[AttachmentRef, bytes]] = (),
+) -> EmailMessage:
     """The relayed mail: from the sender's alias with their display name (A6; the event
     carries it sealed, the caller passes it opened — empty for an erased party), to the
-    recipient's alias; the real address is only the SMTP envelope recipient."""
+    recipient's alias; the real address is only the SMTP envelope recipient. ``files``: the
+    message's attachments with their bytes (from the blob store), attached as sent, so a
+    recipient answering from a mail client gets them too."""
     mail = EmailMessage()
     mail["From"] = formataddr((sender_name, pc.sender_alias))
     mail["To"] = pc.recipient_alias
@@ -71,6 +77,10 @@ def compose(pc: PolicyChecked, *, sender_name: str, domain: str, now: datetime) 
             mail.add_alternative(pc.html, subtype="html")
     else:
         mail.set_content(pc.html or "", subtype="html")
+    for ref, data in files:
+        maintype, _, subtype = ref.content_type.partition("/")
+        mail.add_attachment(data, maintype=maintype or "application",
+                            subtype=subtype or "octet-stream", filename=ref.filename)
     return mail
 
 

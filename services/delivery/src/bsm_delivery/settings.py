@@ -42,6 +42,12 @@ class DeliverySettings(ServiceSettings):
         "marketplace domain. Without it mail goes out unsigned.",
     )
     dkim_selector: str = Field(default="bsm1", description="DKIM selector (`<sel>._domainkey`).")
+    blob_dir: str = Field(
+        default=".stack/blobs",
+        validation_alias=AliasChoices("BSM_BLOB_DIR", "bsm_blob_dir", "blob_dir"),
+        description="The attachments' blob store (by sha256), shared with the alias service's "
+        "mail door and the gateway: relayed mail carries the attachments.",
+    )
 
     transit_key: SecretStr | None = Field(
         default=None,

@@ -259,6 +259,7 @@ async def test_a_seller_turns_messaging_off_and_sets_address_lists_that_travel_s
                            lambda r: r.json()["messaging_enabled"] is True)
     page, problems, _ = await open_page(browser, f"{url}/app/#token={token(env, pair['seller'])}")
     await page.click('#pages button[data-page="settings"]')
+    await page.wait_for_selector("#seller-settings[data-loaded]")
     was_on = await page.is_checked("#set-messaging")
     await page.uncheck("#set-messaging")
     await page.fill("#set-authorized", f"{address}\n")
@@ -289,8 +290,7 @@ async def test_a_seller_turns_messaging_off_and_sets_address_lists_that_travel_s
                                headers=g.auth(env, "seller-" + uid()))
     await page.click('#pages button[data-page="messages"]')
     await page.click('#pages button[data-page="settings"]')
-    await page.wait_for_function(
-        "() => document.getElementById('set-authorized').value.trim() !== ''")
+    await page.wait_for_selector("#seller-settings[data-loaded]")
     shown = await page.input_value("#set-authorized")
     still_off = await page.is_checked("#set-messaging")
     # Saving again without touching the lists sends no list: nothing is replaced unseen.

@@ -289,6 +289,7 @@ async function loadMetrics() {
 async function fillSettings() {
   if (state.me.role === "buyer") $("set-optout").checked = !!state.me.unsolicited_opt_out;
   if (state.me.role !== "seller") return;
+  delete $("seller-settings").dataset.loaded;  // set again once the form shows the real values
   const s = await api("GET", `/v1/sellers/${enc(state.me.party_id)}/settings`);
   $("set-messaging").checked = s.messaging_enabled;
   $("set-bounce-optout").checked = s.opt_out_bounce_notices;
@@ -300,6 +301,7 @@ async function fillSettings() {
     $(id).dataset.edited = "";
   }
   $("set-service").value = s.customer_service_email ?? "";
+  $("seller-settings").dataset.loaded = "yes";
 }
 
 const lines = (id) => $(id).value.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);

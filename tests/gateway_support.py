@@ -8,7 +8,8 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from bsm_shared.contract.signing import Signer, load_private_key
 from bsm_shared.contract.wire import build_event, to_wire
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@asynccontextmanager
+async def running_gateway(settings: Any, **kwargs: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The gateway app in this process (its lifespan: database, Kafka, consumer) and an HTTP
+    client that calls it directly."""
+    from httpx import ASGITransport, AsyncClient
+
+    from bsm_gateway.app import create_app
+
+    app = create_app(settings, **kwargs)
+    async with app.router.lifespan_context(app):
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://gw") as http:
+            yield app, http
 SP_MODEL = ROOT.parent / "shared" / "reference" / "sp-api-messaging-v1.json"
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -50,3 +50,16 @@ def settings_for(env: dict[str, str], prefix: str) -> Callable[..., Any]:
         return cls(**values)
 
     return build
+
+
+@pytest.fixture
+def gateway_settings(settings_for: Callable[..., Any], env: dict[str, str], tmp_path: Any) -> Any:
+    """The gateway's settings for one test: its own blob folder, a 64 KB attachment limit (so
+    the limit is testable without megabytes)."""
+    from bsm_gateway.settings import GatewaySettings
+
+    return settings_for(
+        GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
+        link_key=env["BSM_LINK_KEY"],
+        blob_dir=str(tmp_path / "blobs"), max_attachment_bytes=64 * 1024,
+    )

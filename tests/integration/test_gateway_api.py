@@ -8,11 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from httpx import ASGITransport, AsyncClient
 
 from bsm_gateway.app import create_app
-from bsm_gateway.settings import GatewaySettings
 from bsm_shared.contract.events import parse_event
 from bsm_shared.runtime import links
 from bsm_shared.runtime.keyring import sealed_party
@@ -21,13 +19,6 @@ from tests.factories import uid
 from tests.stack import platform_event
 
 
-@pytest.fixture
-def gateway_settings(settings_for, env, tmp_path) -> GatewaySettings:
-    return settings_for(
-        GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
-        link_key=env["BSM_LINK_KEY"],
-        blob_dir=str(tmp_path / "blobs"), max_attachment_bytes=64 * 1024,
-    )
 
 
 async def seed(kafka, env, prefix: str, *, subject: str = "Where is my chair?") -> dict[str, str]:
@@ -57,9 +48,7 @@ def views(listing: Any) -> list[str]:
 async def test_each_party_reads_only_its_own_conversations_found_by_order_id_never_by_subject(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix, subject="Broken table leg")
         b = await seed(kafka, env, prefix)
         seller_a, buyer_a = g.auth(env, a["seller"]), g.auth(env, a["buyer"], "buyer")
@@ -108,9 +97,7 @@ async def test_each_party_reads_only_its_own_conversations_found_by_order_id_nev
 async def test_marking_and_reporting_are_events_keyed_by_relationship_that_move_the_conversation(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         seller, buyer = g.auth(env, a["seller"]), g.auth(env, a["buyer"], "buyer")
         await g.eventually(lambda: http.get(f"/v1/messages/{a['msg']}", headers=seller),
@@ -183,9 +170,7 @@ async def test_a_reply_goes_out_as_message_submitted_with_the_sender_the_token_n
 async def test_a_bounced_message_shows_its_rule_and_explanation_to_its_sender(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         mid = "m-" + uid()
         common = dict(message_id=mid, conversation_id=a["conv"], relationship_id=a["rel"],
@@ -252,9 +237,7 @@ async def test_settings_travel_sealed_and_only_operators_lift_a_sanction(
 async def test_a_signed_mail_link_confirms_on_get_and_acts_on_post(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         await g.eventually(lambda: http.get(f"/v1/messages/{a['msg']}",
                                             headers=g.auth(env, a["seller"])),
@@ -278,9 +261,7 @@ async def test_a_sellers_settings_come_back_opened_for_them_and_are_kept_sealed_
     kafka, env, prefix, gateway_settings
 ):
     seller, address = "seller-" + uid(), f"ventas.{uid()}@sol.example"
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         await kafka.publish(prefix + "bsm.parties", platform_event("PartyRegistered", {
             "party_id": seller, "role": "seller", "email": f"{uid()}@sol.example",
             "display_name": "Sol"}, seller), seller)

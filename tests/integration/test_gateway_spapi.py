@@ -6,11 +6,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-import pytest
-from httpx import ASGITransport, AsyncClient
 
-from bsm_gateway.app import create_app
-from bsm_gateway.settings import GatewaySettings
 from bsm_shared.contract import events as ev
 from bsm_shared.contract import payloads as p
 from tests import gateway_support as g
@@ -18,21 +14,12 @@ from tests.factories import uid
 from tests.integration.test_gateway_api import seed
 
 
-@pytest.fixture
-def gateway_settings(settings_for, env, tmp_path) -> GatewaySettings:
-    return settings_for(
-        GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
-        link_key=env["BSM_LINK_KEY"],
-        blob_dir=str(tmp_path / "blobs"), max_attachment_bytes=64 * 1024,
-    )
 
 
 async def test_sp_api_lists_actions_gives_the_buyer_locale_and_sends_typed_messages(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         amz = {"x-amz-access-token": g.auth(env, a["seller"])["Authorization"].split()[1]}
         base = f"/messaging/v1/orders/{a['order']}"
@@ -101,9 +88,7 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 async def test_templates_render_in_the_buyers_language_and_attachments_are_judged_by_content(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         seller = g.auth(env, a["seller"])
         await g.eventually(lambda: http.get(f"/v1/messages/{a['msg']}", headers=seller),
@@ -154,9 +139,7 @@ async def test_templates_render_in_the_buyers_language_and_attachments_are_judge
 async def test_contact_options_and_lint_answer_from_the_rulebook_without_sending(
     kafka, env, prefix, gateway_settings
 ):
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         seller = g.auth(env, a["seller"])
         options = await g.eventually(
@@ -189,9 +172,7 @@ async def test_each_action_links_a_json_schema_of_its_body_with_the_models_field
 
     from bsm_gateway import core
 
-    app = create_app(gateway_settings)
-    async with app.router.lifespan_context(app):
-        http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+    async with g.running_gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
         amz = {"x-amz-access-token": g.auth(env, a["seller"])["Authorization"].split()[1]}
         base = f"/messaging/v1/orders/{a['order']}"

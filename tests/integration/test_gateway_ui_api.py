@@ -13,7 +13,6 @@ from httpx import ASGITransport, AsyncClient
 
 from bsm_gateway.app import create_app as create_gateway
 from bsm_gateway.metrics_client import MetricsClient
-from bsm_gateway.settings import GatewaySettings
 from bsm_metrics.app import create_app as create_metrics
 from bsm_metrics.settings import MetricsSettings
 from tests import gateway_support as g
@@ -21,13 +20,6 @@ from tests.factories import uid
 from tests.metrics_support import delivered, issue_scenario
 
 
-@pytest.fixture
-def gateway_settings(settings_for, env, tmp_path) -> GatewaySettings:
-    return settings_for(
-        GatewaySettings, "gateway", token_key=env["BSM_GATEWAY_TOKEN_KEY"],
-        link_key=env["BSM_LINK_KEY"],
-        blob_dir=str(tmp_path / "blobs"),
-    )
 
 
 def signed(env, raw: dict, producer: str) -> bytes:
@@ -55,9 +47,7 @@ async def test_dispute_and_operators_see_the_timeline_with_verification_and_part
     metrics_app = create_metrics(settings_for(MetricsSettings, "metrics"))
     async with metrics_app.router.lifespan_context(metrics_app):
         metrics = MetricsClient("http://metrics", transport=ASGITransport(app=metrics_app))
-        app = create_gateway(gateway_settings, metrics=metrics)
-        async with app.router.lifespan_context(app):
-            http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+        async with g.running_gateway(gateway_settings, metrics=metrics) as (app, http):
             # Published out of time order; the fake is signed by the gateway, not delivery.
             await kafka.publish(prefix + "bsm.messages.delivered",
                                 signed(env, answer, "delivery"), "r-1")
@@ -109,9 +99,7 @@ async def test_a_seller_sees_only_its_own_response_times_and_operators_any(
     metrics_app = create_metrics(settings_for(MetricsSettings, "metrics"))
     async with metrics_app.router.lifespan_context(metrics_app):
         metrics = MetricsClient("http://metrics", transport=ASGITransport(app=metrics_app))
-        app = create_gateway(gateway_settings, metrics=metrics)
-        async with app.router.lifespan_context(app):
-            http = AsyncClient(transport=ASGITransport(app=app), base_url="http://gw")
+        async with g.running_gateway(gateway_settings, metrics=metrics) as (app, http):
             for e in events:
                 producer = "delivery" if e["type"] == "Delivered" else "gateway"
                 topic = ("bsm.messages.delivered" if e["type"] == "Delivered"

@@ -133,9 +133,13 @@ class AliasStore:
         self.keyring.forget(party_id)
 
     async def party(self, party_id: str) -> Party | None:
+        # The keyring's own record of erasures is asked too: it is final the moment the
+        # erasure commits, while our ``PartyErased`` copy (and a cached key) may lag a batch.
         row = await self.c.fetchrow(
-            f"SELECT party_id, role, display_name, locale, erased_at FROM {self.s}.parties "
-            f"WHERE party_id = $1",
+            f"""SELECT p.party_id, p.role, p.display_name, p.locale,
+                       COALESCE(p.erased_at, e.erased_at) AS erased_at
+                FROM {self.s}.parties p LEFT JOIN {self.keyring.s}.erased e USING (party_id)
+                WHERE p.party_id = $1""",
             party_id,
         )
         if row is None:

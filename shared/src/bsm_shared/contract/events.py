@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import payloads as p
+from .limits import find_unstorable
 from .upcasters import CURRENT_VERSIONS, upcast
 
 
@@ -173,6 +174,13 @@ def parse_event(obj: dict[str, Any] | bytes | str) -> Envelope:
             "unsupported_version",
             f"{etype} version {version} is newer than this reader knows "
             f"({CURRENT_VERSIONS[etype]})",
+        )
+    bad = find_unstorable(obj)
+    if bad is not None:
+        # PostgreSQL cannot store it and UTF-8 cannot carry it: refused here, before any
+        # stage or the record tries (see ``limits``).
+        raise EventParseError(
+            "unstorable_text", f"{bad[0]}: contains {bad[1]}, which no stage can store"
         )
     obj = upcast(obj)
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .limits import MAX_FILENAME_CHARS, clean_filename, clean_header_text
 
 Role = Literal["buyer", "seller"]
 Fulfilment = Literal["merchant", "platform"]
@@ -194,8 +196,18 @@ class AttachmentRef(Payload):
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content (hex).")
     size: int = Field(ge=0, description="Size in bytes.")
-    filename: str = Field(max_length=255, description="File name as sent.")
+    filename: str = Field(
+        max_length=4 * MAX_FILENAME_CHARS,
+        description="File name as sent, made safe for a mail header and a download: control "
+        "characters (CR, LF…) become spaces, any path is dropped, at most 255 characters "
+        "(`bsm_shared.contract.limits.clean_filename`; readers apply it to what they read).",
+    )
     content_type: str = Field(description="MIME type as judged from the content.")
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_filename(cls, value: str) -> str:
+        return clean_filename(value)
 
 
 class MessageSubmitted(Payload):
@@ -212,12 +224,21 @@ class MessageSubmitted(Payload):
         description="Registry id; required for a seller starting a conversation, optional "
         "for buyers and for replies.",
     )
-    subject: str = Field(default="", max_length=998, description="Subject line.")
+    subject: str = Field(
+        default="", max_length=998,
+        description="Subject line: one line (control characters, CR and LF included, are read "
+        "as spaces).",
+    )
     text: str | None = Field(default=None, description="Plain-text body.")
     html: str | None = Field(default=None, description="HTML body.")
     attachments: list[AttachmentRef] = Field(default_factory=list, description="Attachments.")
     in_reply_to: str | None = Field(default=None, description="Message id this answers.")
     submitted_at: AwareDatetime = Field(description="When the platform received it (B5).")
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line_subject(cls, value: str) -> str:
+        return clean_header_text(value)
 
     @model_validator(mode="after")
     def _has_body(self) -> "MessageSubmitted":

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .events import Envelope
+from .limits import check_event_size, find_unstorable
 from .signing import Signer
 
 #: Namespace for ids derived from an input event id and a stage (re-emits keep their id).
@@ -50,11 +51,15 @@ def build_event(
 def to_wire(event: Envelope, signer: Signer | None) -> bytes:
     """The JSON bytes of an event, signed by ``signer`` (our services always pass one)."""
     obj: dict[str, Any] = event.model_dump(mode="json", exclude={"signature"})
+    bad = find_unstorable(obj)
+    if bad is not None:
+        raise ValueError(f"{obj.get('type')} cannot be written: {bad[0]} contains {bad[1]}")
     if signer is not None:
         if obj["producer"] != signer.producer:
             raise ValueError(f"{signer.producer!r} cannot sign as {obj['producer']!r}")
         obj["signature"] = signer.sign(obj)
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return check_event_size(str(obj.get("type")), payload)
 
 
 NewId = Callable[[], uuid.UUID]

@@ -91,7 +91,8 @@ async def test_the_mail_carries_the_attachment_from_the_blob_store(
     assert part.get_content() == photo
 
 
-async def test_a_forged_approval_gets_nothing_delivered(kafka, prefix, settings_for, env):
+async def test_a_forged_approval_gets_nothing_delivered(kafka, prefix, settings_for, env, expect):
+    expect.dead_letter("wrong_producer", topic="bsm.messages.policy-checked.dlq")
     settings = settings_for(DeliverySettings, "delivery")
     seller = "s-" + uid()
     mid, forged = decision(env, producer="gateway", recipient_party_id=seller)

@@ -234,11 +234,10 @@ class Archiver(BatchHooks):
 
 def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
     holder: dict[str, Archiver] = {}
-    registry = CollectorRegistry()
     schema = settings.db_schema or PRODUCER
 
     def handlers(rt: ServiceRuntime) -> dict:
-        a = holder["a"] = Archiver(rt, registry)
+        a = holder["a"] = Archiver(rt, rt.metrics.registry)  # beside the runtime's own
         return {t: a.on_event for t in Topic}
 
     rt = ServiceRuntime(
@@ -359,8 +358,10 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
-        """Counters of the record, plus F1 per seller over the last 30 days, computed at
-        scrape time from the projection (for sellers with buyer messages in the window)."""
+        """Counters of the record and of the runtime (consumer lag, outbox age, dead letters,
+        retries: ``bsm_shared.runtime.observe``), plus F1 per seller over the last 30 days,
+        computed at scrape time from the projection (for sellers with buyer messages in the
+        window)."""
         end = now()
         assert rt.pool is not None
         async with rt.pool.acquire() as conn:
@@ -380,7 +381,7 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
                 late.labels(seller).set(r.late_response_rate)
             if r.average_response_time_seconds is not None:
                 average.labels(seller).set(r.average_response_time_seconds)
-        return Response(generate_latest(registry) + generate_latest(scrape),
+        return Response(generate_latest(rt.metrics.registry) + generate_latest(scrape),
                         media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -47,6 +47,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..contract.deadletter import DeadLetterEntry
 from ..contract.events import Envelope, EventParseError, decode_json, parse_event
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
 from ..contract.wire import to_wire
@@ -243,25 +244,25 @@ class EventConsumer:
             shown: Any = value.decode()[:DEAD_LETTER_VALUE_BYTES // 4]
         except UnicodeDecodeError:
             shown = None
-        entry = {
-            "consumer": self.name,
-            "error_code": code,
-            "error": detail,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key.decode(errors="replace") if record.key else None,
-            "value": shown,
-            "value_base64": None if shown is not None else base64.b64encode(kept).decode(),
-            "value_bytes": len(value),
-            "value_truncated": len(kept) < len(value) or (
+        entry = DeadLetterEntry(
+            consumer=self.name,
+            error_code=code,
+            error=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key else None,
+            value=shown,
+            value_base64=None if shown is not None else base64.b64encode(kept).decode(),
+            value_bytes=len(value),
+            value_truncated=len(kept) < len(value) or (
                 shown is not None and len(shown.encode()) < len(value)),
-            "value_sha256": hashlib.sha256(value).hexdigest(),
-            "failed_at": self._clock().isoformat(),
-        }
+            value_sha256=hashlib.sha256(value).hexdigest(),
+            failed_at=self._clock().isoformat(),
+        )
         # A dead letter's id is derived from its position, so a redelivery does not add twice.
         dl_id = derived_event_id(f"{record.topic}:{record.partition}:{record.offset}", f"dlq:{self.name}")
-        return (str(dl_id), self._topics.dlq(topic), record.key, json.dumps(entry).encode())
+        return (str(dl_id), self._topics.dlq(topic), record.key, entry.model_dump_json().encode())
 
     # -- steps 2 and 3 ------------------------------------------------------------------------
     async def consume(self, records: Sequence[Record]) -> None:

@@ -11,30 +11,18 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from bsm_shared.contract.signing import Verifier
-from bsm_shared.runtime.consumer import BatchHooks, Defer, EventConsumer, Record
-from bsm_shared.runtime.db import create_pool, migrate, prune
+from bsm_shared.runtime.consumer import BatchHooks, Defer, EventConsumer
+from bsm_shared.runtime.db import migrate, prune
 from bsm_shared.runtime.outbox import OutboxRelay, add_to_outbox
 from bsm_shared.topics import Topic, TopicNames
-from tests.factories import submitted, uid
+from tests.factories import uid
+from tests.contract.conftest import message, rec
 from tests.stack import platform_event
 
 BOUND = 20.0  # seconds: a wedge shows as a timeout, never as a hung test run
 
 
-@pytest.fixture
-async def pool(env):
-    p = await create_pool(env["BSM_DATABASE_URL"], size=4)
-    yield p
-    await p.close()
 
-
-def rec(offset: int, value: bytes, topic: Topic = Topic.SUBMITTED) -> Record:
-    return Record(topic.value, 0, offset, b"k", value)
-
-
-def message(subject: str, **over) -> bytes:
-    msg = submitted(subject=subject, **over)
-    return platform_event("MessageSubmitted", msg.model_dump(mode="json"), msg.message_id)
 
 
 async def consumer_with(pool: asyncpg.Pool, handlers: dict, schema: str, **kw) -> EventConsumer:

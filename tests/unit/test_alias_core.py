@@ -139,6 +139,6 @@ def test_a_message_too_large_to_carry_as_an_event_is_stopped_naming_the_event_li
 
 
 def test_an_unknown_reply_target_is_quoted_short_in_the_explanation():
-    stop = core.decide_conversation(submitted(in_reply_to="x" * 500_000), REL, None,
+    stop = core.decide_conversation(submitted(in_reply_to="x" * 128), REL, None,
                                     sender_role="seller", new_conversation_id="c")
     assert isinstance(stop, core.Stop) and len(stop.explanation) < 200

@@ -35,6 +35,7 @@ from bsm_shared.contract.limits import (
     MAX_ATTACHMENTS,
     MAX_BODY_BYTES,
     MAX_EVENT_BYTES,
+    MAX_ID_CHARS,
     MAX_MAIL_BYTES,
     body_bytes,
     clean_filename,
@@ -602,7 +603,7 @@ def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
     (``<message_id@domain>``, as delivery writes it); foreign ids are the sender's own."""
     for target in parsed.reply_targets:
         local, _, domain = target.rpartition("@")
-        if local and domain.lower() == mail_domain.lower():
+        if local and len(local) <= MAX_ID_CHARS and domain.lower() == mail_domain.lower():
             return local
     return None
 

@@ -35,7 +35,7 @@ async def running_gateway(settings: Any, **kwargs: Any) -> AsyncIterator[tuple[A
     async with app.router.lifespan_context(app):
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://gw") as http:
             yield app, http
-SP_MODEL = ROOT.parent / "shared" / "reference" / "sp-api-messaging-v1.json"
+SP_MODEL = ROOT / "tests" / "data" / "sp-api" / "messaging-v1.json"  # NOTICE.md beside it
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -39,7 +39,7 @@ from bsm_shared.contract import (
 from bsm_shared.contract import events as ev
 from bsm_shared.contract import payloads as p
 from bsm_shared.contract.limits import MAX_EVENT_BYTES, EventTooLarge
-from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
+from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime import links
 from bsm_shared.runtime.consumer import Outgoing
 from bsm_shared.runtime.keyring import Erased
@@ -313,29 +313,27 @@ class Gateway:
         )
         event = build_event(MessageSubmittedEvent, data, event_id=self.new_id(), occurred_at=now,
                             producer=PRODUCER, correlation_id=message_id)
+        # The sender's *Sent* row (status `submitted`, until it is addressed) and the event go
+        # into one transaction (the outbox): a 202 means both are recorded; a failure means
+        # neither is, and the answer says so truthfully. The relay publishes right after.
         try:
-            wire = to_wire(event, self.rt.signer)
-        except EventTooLarge as exc:  # within the body limit, but escaped beyond a record
-            raise ApiError(413, "message_too_large", f"{exc}. Shorten the text or HTML (control "
-                           "characters count six times).", limit=MAX_EVENT_BYTES,
-                           size=exc.size) from None
-        try:
-            await self.rt.broker.publish(wire, topic=self.rt.topics(Topic.SUBMITTED),
-                                         key=message_id.encode())
-        except Exception:  # noqa: BLE001 - any publish failure means: not accepted
-            raise ApiError(503, "unavailable", "The message could not be recorded; nothing "
-                           "was sent. Try again in a moment.") from None
-        # The sender sees it at once under *Sent* (status `submitted`) until it is addressed.
-        await self.pool.execute(
-            f"""INSERT INTO {self.s}.messages (message_id, order_id, sender_party_id,
-                recipient_party_id, sender_role, channel, contact_reason, subject, text, html,
-                in_reply_to, attachments, submitted_at, status)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'submitted')
-                ON CONFLICT DO NOTHING""",
-            message_id, order_id, who.party_id, recipient_id,
-            who.role if who.is_party else None, body.channel, body.contact_reason, data.subject,
-            data.text, data.html, body.in_reply_to,
-            json.dumps([a.model_dump(mode="json") for a in attachments]), now)
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    f"""INSERT INTO {self.s}.messages (message_id, order_id, sender_party_id,
+                        recipient_party_id, sender_role, channel, contact_reason, subject, text,
+                        html, in_reply_to, attachments, submitted_at, status)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                'submitted')
+                        ON CONFLICT DO NOTHING""",
+                    message_id, order_id, who.party_id, recipient_id,
+                    who.role if who.is_party else None, body.channel, body.contact_reason,
+                    data.subject, data.text, data.html, body.in_reply_to,
+                    json.dumps([a.model_dump(mode="json") for a in attachments]), now)
+                await self.rt.record(conn, [Outgoing(Topic.SUBMITTED, message_id, event)])
+        except EventTooLarge as exc:  # a safeguard: within the body limit an event fits
+            raise ApiError(413, "message_too_large", f"{exc}. Shorten the text or HTML.",
+                           limit=MAX_EVENT_BYTES, size=exc.size) from None
+        await self.flush()
         return message_id
 
     async def record(self, out: list[Outgoing]) -> None:

@@ -1,0 +1,46 @@
+"""The gateway's answer when something it needs is away (PostgreSQL restarting, Kafka
+unreachable): a 503 that says nothing was changed and when to try again — never a 500 that
+claims a bug, since every write is one transaction (the outbox) and changed nothing."""
+
+import asyncpg
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from bsm_gateway.errors import install
+
+
+def app_raising(exc: BaseException) -> AsyncClient:
+    app = FastAPI()
+    install(app)
+
+    @app.post("/v1/messages")
+    async def send() -> None:
+        raise exc
+
+    @app.post("/messaging/v1/orders/o-1/messages/invoice")
+    async def sp() -> None:
+        raise exc
+
+    return AsyncClient(transport=ASGITransport(app=app, raise_app_exceptions=False),
+                       base_url="http://gw")
+
+
+async def test_a_database_restart_answers_503_with_retry_after_in_the_error_shape():
+    client = app_raising(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    response = await client.post("/v1/messages")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "unavailable"
+    assert "nothing was changed" in response.json()["detail"]
+
+
+async def test_a_lost_connection_answers_503_in_the_sp_api_shape_under_messaging():
+    response = await app_raising(ConnectionResetError()).post(
+        "/messaging/v1/orders/o-1/messages/invoice")
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["code"] == "ServiceUnavailable"
+
+
+async def test_a_bug_is_still_a_500_that_says_so(expect):
+    expect.error("unhandled error on POST /v1/messages", logger="bsm.gateway")
+    response = await app_raising(KeyError("x")).post("/v1/messages")
+    assert response.status_code == 500 and response.json()["error"] == "internal_error"

@@ -149,3 +149,33 @@ def crash_postgres(paths: StackPaths, *, restart: bool = True, down_seconds: flo
         with stack.lock(paths):
             stack.start_postgres(paths, topo, quiet=True)
     return Fault("postgres", "postgres", pid, down_seconds, time.monotonic() - t)
+
+
+def heal(paths: StackPaths, topo: Topology | None = None) -> list[str]:
+    """Start whatever of the stack is not running (after a run of faults); returns what was
+    started. PostgreSQL and the brokers first, then the mail sink and the instances."""
+    topo = topo or stack.recorded_topology(paths)
+    started: list[str] = []
+    with stack.lock(paths):
+        if not postgres.is_running(paths):
+            stack.start_postgres(paths, topo, quiet=True)
+            started.append("postgres")
+        nodes = [n for n in kafka.nodes(paths, topo) if stack.kafka_pid(paths, n) is None]
+        for node in nodes:
+            stack.start_kafka_node(paths, node, quiet=True)
+            started.append(node.name)
+        deadline = time.monotonic() + 90
+        while nodes and not asyncio.run(kafka.kafka_ready(topo.bootstrap, timeout=3,
+                                                          brokers=topo.brokers)):
+            if time.monotonic() > deadline:
+                raise StackError("Kafka not back 90 s after healing")
+            time.sleep(0.5)
+        if services.mailsink_pid(paths) is None:
+            services.start_mailsink(paths, topo)
+            started.append(services.MAILSINK)
+        python = services.service_python(paths)
+        for inst in topo.instances():
+            if services.instance_pid(paths, inst) is None:
+                services.start_instance(paths, inst, python, quiet=True)
+                started.append(inst.name)
+    return started

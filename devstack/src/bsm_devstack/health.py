@@ -116,13 +116,16 @@ class Probe:
 
     # -- kafka --------------------------------------------------------------------------------
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        assert self._reader is not None
-        await self._reader._client.force_metadata_update()  # noqa: SLF001 - fresh leaders
-        out: list[TopicPartition] = []
-        for topic in sorted(set(topics)):
-            for p in sorted(self._reader.partitions_for_topic(topic) or ()):
-                out.append(TopicPartition(topic, p))
-        return out
+        """Every partition of ``topics`` (from the cluster's metadata; a consumer's own
+        metadata only covers what it subscribed to)."""
+        assert self._admin is not None
+        names = sorted(set(topics))
+        if not names:
+            return []
+        described = await asyncio.wait_for(self._admin.describe_topics(names), self.timeout)
+        return sorted(TopicPartition(t["topic"], p["partition"])
+                      for t in described if not t.get("error_code")
+                      for p in t["partitions"])
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         assert self._reader is not None

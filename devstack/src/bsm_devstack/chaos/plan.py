@@ -134,14 +134,13 @@ def build(messages: int, *, seed: int, run: str, hostile_share: float = 0.05) ->
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """When the nemesis strikes: an instance kill every ``interval`` seconds (each service
-    first once, in a random order, then at random), one broker kill (three-broker stacks) at a
-    third of the workload, one PostgreSQL crash at two thirds."""
+    """What the nemesis does, one fault every ``interval`` seconds: first the ``mandatory``
+    faults in order — an instance of each service killed once, the Kafka node kill (three-broker
+    stacks) a third of the way through and the PostgreSQL crash two thirds of the way — then
+    instance kills at random for as long as the workload runs."""
 
     interval: float
-    broker_at: float | None  # fraction of the workload done
-    postgres_at: float | None
-    first_round: tuple[str, ...]  # services, each killed once before random choices
+    mandatory: tuple[tuple[str, str], ...]  # ("kill", service) | ("broker", "") | ("postgres", "")
 
 
 def faults(*, seed: int, brokers: int, services: list[str], interval: float,
@@ -149,5 +148,9 @@ def faults(*, seed: int, brokers: int, services: list[str], interval: float,
     rng = random.Random(seed + 1)
     order = list(dict.fromkeys(services))
     rng.shuffle(order)
-    return FaultPlan(interval=interval, broker_at=1 / 3 if brokers > 1 else None,
-                     postgres_at=2 / 3 if crash_postgres else None, first_round=tuple(order))
+    steps: list[tuple[str, str]] = [("kill", s) for s in order]
+    if brokers > 1:
+        steps.insert(len(steps) // 3 + 1, ("broker", ""))
+    if crash_postgres:
+        steps.insert(2 * len(steps) // 3 + 1, ("postgres", ""))
+    return FaultPlan(interval=interval, mandatory=tuple(steps))

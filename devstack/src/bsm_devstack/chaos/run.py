@@ -49,6 +49,10 @@ from bsm_devstack.topology import Topology
 from bsm_devstack.ui import StackError
 
 
+#: About how long one fault takes (the kill, the time down, the restart) on the 2-core box.
+FAULT_SECONDS = 5.0
+
+
 @dataclass
 class Config:
     messages: int = 20_000
@@ -99,57 +103,54 @@ def say(message: str) -> None:
 
 
 class Nemesis:
+    """Runs the fault plan: the mandatory faults first (it keeps going after the workload
+    until they are done), then random instance kills until told to stop."""
+
     def __init__(self, paths: StackPaths, topo: Topology, fplan: plan.FaultPlan,
-                 rng: random.Random, progress) -> None:  # noqa: ANN001
+                 rng: random.Random) -> None:
         self.paths, self.topo, self.plan, self.rng = paths, topo, fplan, rng
-        self.progress = progress
         self.done: list[Fault] = []
         self.failures: list[str] = []
         self._stop = asyncio.Event()
-        self._first = list(fplan.first_round)
-        self._broker_done = fplan.broker_at is None
-        self._pg_done = fplan.postgres_at is None
+        self._todo = list(fplan.mandatory)
         self.t0 = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        while not self._stop.is_set():
+        while self._todo or not self._stop.is_set():
             wait = self.plan.interval * self.rng.uniform(0.6, 1.4)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), wait)
-            if self._stop.is_set():
+            if self._stop.is_set() and not self._todo:
                 return
             await self.strike()
 
     async def strike(self) -> None:
-        done = self.progress()
+        kind, service = self._todo.pop(0) if self._todo else (
+            "kill", self.rng.choice([i.service for i in self.topo.instances()]))
         at = time.monotonic() - self.t0
         try:
-            if not self._broker_done and done >= (self.plan.broker_at or 0):
-                self._broker_done = True
+            if kind == "broker":
                 node = self.rng.randrange(1, self.topo.brokers + 1)
                 say(f"nemesis: SIGKILL Kafka node {node} (down 5 s)")
                 await asyncio.to_thread(faults_mod.kill_broker, self.paths, node,
                                         down_seconds=5.0, topo=self.topo)
                 self.done.append(Fault(at, "broker", f"kafka-{node}", ""))
-            elif not self._pg_done and done >= (self.plan.postgres_at or 0):
-                self._pg_done = True
+            elif kind == "postgres":
                 say("nemesis: crash PostgreSQL (pg_ctl stop -m immediate, down 2 s)")
                 await asyncio.to_thread(faults_mod.crash_postgres, self.paths,
                                         down_seconds=2.0, topo=self.topo)
                 self.done.append(Fault(at, "postgres", "postgres", ""))
             else:
-                service = self._first.pop(0) if self._first else self.rng.choice(
-                    [i.service for i in self.topo.instances()])
                 inst = self.rng.choice(self.topo.instances(service))
                 down = round(self.rng.uniform(0, 2), 1)
                 say(f"nemesis: SIGKILL {inst.name} (down {down} s)")
                 await asyncio.to_thread(faults_mod.kill_instance, self.paths, inst.name,
                                         down_seconds=down, topo=self.topo)
                 self.done.append(Fault(at, "kill", inst.name, inst.service))
-        except (StackError, Exception) as exc:  # noqa: BLE001 - healed afterwards, reported
+        except Exception as exc:  # noqa: BLE001 - healed afterwards, reported
             self.failures.append(f"{type(exc).__name__}: {exc}")
             say(f"nemesis: restart failed: {exc}")
 
@@ -215,14 +216,18 @@ class Run:
 
     async def chaos(self) -> list[Fault]:
         ops = [op for op in self.ops if op.kind != "first"]
-        rate = self.cfg.effective_rate(len(ops))
         nemesis = None
+        rate = self.cfg.effective_rate(len(ops))
         if self.cfg.faults:
             fplan = plan.faults(seed=self.seed, brokers=self.topo.brokers,
                                 services=[i.service for i in self.topo.instances()],
                                 interval=self.cfg.fault_interval)
-            nemesis = Nemesis(self.paths, self.topo, fplan, self.rng,
-                              lambda: self.done_ops / max(1, len(ops)))
+            nemesis = Nemesis(self.paths, self.topo, fplan, self.rng)
+            # Long enough for the planned faults (each: the interval plus a restart) to strike
+            # while messages flow.
+            span = len(fplan.mandatory) * (self.cfg.fault_interval + FAULT_SECONDS)
+            if not self.cfg.rate:
+                rate = min(rate, max(1.0, len(ops) / span))
         say(f"chaos: {len(ops)} operations at {rate:.0f}/s "
             f"(about {len(ops) / rate:.0f} s)" + (", faults every "
                                                   f"~{self.cfg.fault_interval:.0f} s"
@@ -253,7 +258,11 @@ class Run:
         self.timings["workload"] = time.monotonic() - t
         if nemesis is not None and nemesis_task is not None:
             nemesis.stop()
+            if nemesis._todo:
+                say(f"chaos: workload done; the nemesis finishes its {len(nemesis._todo)} "
+                    "remaining planned fault(s)")
             await nemesis_task
+            self.timings["faults"] = time.monotonic() - t
             if nemesis.failures:
                 say(f"nemesis: {len(nemesis.failures)} restart(s) failed: "
                     + "; ".join(nemesis.failures[:3]))

@@ -8,6 +8,10 @@ import pytest
 
 from tests.stack import Kafka, stack_env
 
+# The run's invariants (no undeclared ERROR or dead letter, every consumer caught up) and the
+# `expect` fixture tests declare with.
+pytest_plugins = ["tests.invariants"]
+
 
 @pytest.fixture(scope="session")
 def env() -> dict[str, str]:

@@ -8,26 +8,14 @@ import pytest
 
 from bsm_shared.contract.signing import Verifier
 from bsm_shared.runtime.consumer import Defer, EventConsumer, Record
-from bsm_shared.runtime.db import create_pool, migrate
+from bsm_shared.runtime.db import migrate
 from bsm_shared.topics import Topic, TopicNames
 from tests.factories import submitted, uid
+from tests.contract.conftest import message, rec
 from tests.stack import platform_event
 
 
-@pytest.fixture
-async def pool(env):
-    p = await create_pool(env["BSM_DATABASE_URL"], size=2)
-    yield p
-    await p.close()
 
-
-def rec(offset: int, value: bytes, topic: Topic = Topic.SUBMITTED) -> Record:
-    return Record(topic.value, 0, offset, b"k", value)
-
-
-def message(subject: str) -> bytes:
-    msg = submitted(subject=subject)
-    return platform_event("MessageSubmitted", msg.model_dump(mode="json"), msg.message_id)
 
 
 async def consumer_with(pool: asyncpg.Pool, handlers: dict, schema: str | None = None

@@ -99,3 +99,17 @@ async def test_a_process_that_cached_the_key_loses_it_within_the_ttl(db):
         assert await elsewhere.open(conn, token, "display_name") == "Ana"  # still cached
         clock.now = 31.0
         assert await elsewhere.open(conn, token, "display_name") is None
+
+
+async def test_the_key_cache_forgets_expired_parties_that_are_never_looked_up_again(db):
+    """Finding 5 of issue 10: an opened key stayed in memory until the same party was looked
+    up again; a long-running service held every key it ever opened."""
+    pool, keyring = db
+    clock = Clock()
+    ring = keyring(ttl=30.0, clock=clock, max_cached=3)
+    async with pool.acquire() as conn:
+        for i in range(5):
+            await ring.seal(conn, f"buyer-{i}", "display_name", "Ana")
+        assert ring.cached_keys() == 3  # bounded
+        clock.now = 31.0
+        assert ring.cached_keys() == 0  # expired entries go without being asked for

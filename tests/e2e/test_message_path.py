@@ -178,10 +178,11 @@ async def test_the_gateway_explains_what_is_wrong_with_a_request(env):
 
 
 async def test_a_forged_approval_on_the_live_topic_delivers_nothing_and_is_flagged(
-    kafka, env, people
+    kafka, env, people, expect
 ):
     """Someone with write access to Kafka fakes policy's approval of a message that never
     went through alias and policy: delivery must not act on it, and the record flags it."""
+    expect.dead_letter("unsigned", topic="bsm.messages.policy-checked.dlq", match="forged-")
     from tests.factories import policy_checked
 
     mid = "forged-" + uid()

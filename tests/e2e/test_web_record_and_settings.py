@@ -45,9 +45,11 @@ async def delivered_message(http: httpx.AsyncClient, headers: dict[str, str],
 
 
 async def test_the_dispute_desk_marks_each_event_verified_or_not_and_the_slider_shows_the_past(
-    env, kafka, pair, browser  # noqa: F811
+    env, kafka, pair, browser, expect  # noqa: F811
 ):
     from tests.factories import policy_checked
+
+    expect.dead_letter("unsigned", topic="bsm.messages.policy-checked.dlq", match="forged-")
 
     g.ARTIFACTS.mkdir(exist_ok=True)
     url, order = env["BSM_GATEWAY_URL"], pair["order"]

@@ -14,15 +14,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bsm_devstack.kafka import ensure_topics
 from bsm_shared.topics import TopicNames
+from tests.invariants import check_prefixed_dead_letters
 
 
 @pytest.fixture
-async def prefix(env: dict[str, str]) -> AsyncIterator[str]:
+async def prefix(env: dict[str, str], request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh set of topics for one test, deleted afterwards (hundreds of leftover test
-    partitions would slow the shared broker down for everyone)."""
+    partitions would slow the shared broker down for everyone) — after its dead letters were
+    checked against what the test declared (``tests/invariants.py``)."""
     p = f"it{uuid.uuid4().hex[:10]}."
     await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], p)
     yield p
+    await check_prefixed_dead_letters(env["KAFKA_BOOTSTRAP_SERVERS"], p, request.node.nodeid)
     admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     await admin.start()
     try:

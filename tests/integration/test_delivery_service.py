@@ -91,7 +91,8 @@ async def test_the_mail_carries_the_attachment_from_the_blob_store(
     assert part.get_content() == photo
 
 
-async def test_a_forged_approval_gets_nothing_delivered(kafka, prefix, settings_for, env):
+async def test_a_forged_approval_gets_nothing_delivered(kafka, prefix, settings_for, env, expect):
+    expect.dead_letter("wrong_producer", topic="bsm.messages.policy-checked.dlq")
     settings = settings_for(DeliverySettings, "delivery")
     seller = "s-" + uid()
     mid, forged = decision(env, producer="gateway", recipient_party_id=seller)
@@ -251,3 +252,94 @@ async def test_a_report_for_an_unknown_message_or_a_bounced_one_changes_nothing(
     assert [e["event_id"] for e in found] == [first["event_id"]]
     assert first["data"]["after_delivery"] is False
     assert processed == 2
+
+
+def sink_count(env, message_id: str) -> int:
+    wanted = f"<{message_id}@{env['BSM_MAIL_DOMAIN']}>".encode()
+    return sum(1 for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml")
+               if wanted in path.read_bytes())
+
+
+async def test_a_worker_killed_right_after_the_relay_accepted_a_mail_never_mails_it_again(
+    kafka, prefix, settings_for, env
+):
+    """Finding 6 of issue 10: mail was marked sent only when a whole batch committed, so a kill
+    mid-batch mailed every mail of the batch again (143 duplicates in a kill storm). Each mail is
+    marked right after the relay's 250; the next worker (another instance, or the restarted
+    one) takes the dead worker's jobs over at once and settles the mailed ones without sending."""
+    settings = settings_for(DeliverySettings, "delivery", smtp_connections=1)
+    seller = "s-" + uid()
+    decisions = [decision(env, recipient_party_id=seller) for _ in range(3)]
+    await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+    for _, value in decisions:
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+    mailed: list[str] = []
+
+    def kill_after_two(message_id: str) -> None:
+        mailed.append(message_id)
+        if len(mailed) == 2:  # stands for SIGKILL: the worker stops dead, nothing else runs
+            raise asyncio.CancelledError
+
+    first = create_runtime(settings, on_mailed=kill_after_two)
+    async with running(first):
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(mailed) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the first worker sent nothing"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # the worker task is dead now; its jobs stay claimed
+    assert len(mailed) == 2
+    async with running(create_runtime(settings)):  # the restarted instance
+        delivered = await kafka.collect(
+            prefix + "bsm.messages.delivered",
+            lambda e: e["data"]["message_id"] in {m for m, _ in decisions}, count=3, settle=1.0)
+    assert sorted(e["data"]["message_id"] for e in delivered) == sorted(m for m, _ in decisions)
+    assert [sink_count(env, m) for m, _ in decisions] == [1, 1, 1]
+
+
+def signed_with_raw_data(env, value: bytes, **data: object) -> bytes:
+    """The event with some of its data replaced as bytes on the wire (what an older producer, or
+    the door before its fix, wrote), signed again by policy."""
+    import json
+
+    obj = json.loads(value)
+    obj.pop("signature")
+    obj["data"].update(data)
+    obj["signature"] = Signer("policy", load_private_key(env["BSM_POLICY_SIGNING_KEY"])).sign(obj)
+    return json.dumps(obj).encode()
+
+
+async def test_a_file_name_or_order_id_with_cr_lf_is_mailed_as_one_line_and_the_queue_moves_on(
+    kafka, prefix, settings_for, env, tmp_path
+):
+    """Finding 3 of issue 10: one attachment file name with CR/LF made the composer raise; the
+    batch rolled back and was retried every 30 s, and no mail left the system. Names and ids
+    that become headers are single lines now (contract and composer), and a mail that still
+    cannot be composed bounces alone (``core.settle``, ``unsendable_mail``)."""
+    import hashlib
+
+    data = b"%PDF-1.4 invoice"
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / sha[:2]).mkdir()
+    (tmp_path / sha[:2] / sha).write_bytes(data)
+    settings = settings_for(DeliverySettings, "delivery", blob_dir=str(tmp_path),
+                            smtp_connections=1)
+    seller = "s-" + uid()
+    bad, value = decision(env, recipient_party_id=seller)
+    bad_value = signed_with_raw_data(
+        env, value, order_id="o-1\r\nBcc: everyone@x.example",
+        attachments=[{"sha256": sha, "size": len(data), "filename": "factura\r\nX-Evil: 1.pdf",
+                      "content_type": "application/pdf\r\nX-Evil: 2"}])
+    good, good_value = decision(env, recipient_party_id=seller)
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+        await kafka.publish(prefix + "bsm.messages.policy-checked", bad_value, "r-1")
+        await kafka.publish(prefix + "bsm.messages.policy-checked", good_value, "r-1")
+        await kafka.collect(prefix + "bsm.messages.delivered",
+                            lambda e: e["data"]["message_id"] in (bad, good), count=2)
+    mail = sink_mail(env, bad)
+    assert mail is not None and mail["Bcc"] is None and mail["X-Evil"] is None
+    assert mail["X-Bsm-Order"] == "o-1 Bcc: everyone@x.example"
+    [part] = list(mail.iter_attachments())
+    assert (part.get_filename(), part.get_content_type()) == (
+        "factura X-Evil: 1.pdf", "application/octet-stream")
+    assert sink_mail(env, good) is not None

@@ -194,3 +194,19 @@ async def test_the_service_role_cannot_change_or_remove_archived_events(settings
                               f"ALTER TABLE {schema}.archive DISABLE TRIGGER ALL"):
                 with pytest.raises(asyncpg.PostgresError, match="permission denied|must be owner"):
                     await conn.execute(statement)
+
+
+async def test_a_nul_in_a_path_or_query_is_refused_with_422_naming_it_on_every_endpoint(
+    settings_for,
+):
+    """Finding 2 of issue 10: a NUL in a URL path answered 500 (PostgreSQL cannot take it)."""
+    app = create_app(settings_for(MetricsSettings, "metrics"))
+    async with app.router.lifespan_context(app):
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        for url in ("/v1/orders/o%00x/timeline", "/v1/sellers/s%00x/response-times",
+                    "/v1/sellers/s%00x/quota", "/v1/orders/o/timeline?x%00=1",
+                    "/v1/reports/stats?window=7d&note=a%00"):
+            response = await client.get(url)
+            assert response.status_code == 422, (url, response.text)
+            body = response.json()
+            assert body["error"] == "unstorable_text" and "U+0000" in body["detail"], url

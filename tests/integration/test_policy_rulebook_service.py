@@ -277,3 +277,31 @@ async def test_c4_an_animated_gif_attachment_is_judged_from_the_stored_file_not_
     assert out[ids["still"]]["verdict"] == "approved"
     [v] = out[ids["moving"]]["violations"]
     assert (v["rule"], v["code"], v["span"]["element"]) == ("C4", "animated_gif", "foto.jpg")
+
+
+async def test_order_status_changes_are_applied_so_a_review_request_after_delivery_is_approved(
+    kafka, prefix, settings_for, env
+):
+    """Finding 1 of issue 10: every OrderStatusChanged was dead-lettered (a parameter typed both
+    text and timestamptz), so policy judged every order as placed: a review request ten days
+    after delivery bounced with C1/C2 and counted as a strike. The decision must change."""
+    w = World(kafka, prefix, env)
+    buyer = "buyer-" + uid()
+    oid = "o-" + uid()
+    async with running(create_runtime(settings_for(PolicySettings, "policy"))) as rt:
+        await w.platform("bsm.orders", "OrderPlaced", {
+            "order_id": oid, "buyer_id": buyer, "seller_id": w.seller,
+            "placed_at": "2026-11-01T09:00:00Z",
+            "items": [{"sku": "silla", "category": "furniture"}]}, oid)
+        for status, at in (("shipped", "2026-11-03T09:00:00Z"),
+                           ("delivered", "2026-11-08T09:00:00Z")):
+            await w.platform("bsm.orders", "OrderStatusChanged",
+                             {"order_id": oid, "status": status, "changed_at": at}, oid)
+        await w.settled(rt)
+        assert rt.consumer.dead_lettered == 0
+        review = await w.message(buyer=buyer, seller_sends=True, order_id=oid,
+                                 contact_reason="review_request",
+                                 text="We hope the chair arrived well. Would you leave an honest "
+                                      "review of your purchase?")
+        out = await w.checked(review)
+    assert out[review]["verdict"] == "approved", codes(out[review])

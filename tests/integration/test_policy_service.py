@@ -57,8 +57,9 @@ async def test_a_message_about_an_order_that_never_comes_is_rejected_after_the_w
 
 
 async def test_an_addressed_message_not_signed_by_alias_is_dead_lettered_not_decided(
-    kafka, prefix, settings_for, env
+    kafka, prefix, settings_for, env, expect
 ):
+    expect.dead_letter("bad_signature", topic="bsm.messages.addressed.dlq")
     settings = settings_for(PolicySettings, "policy", order_wait_seconds=0)
     mid, value = alias_event(env, order_id=None)
     forged = json.loads(value)

@@ -60,3 +60,48 @@ def test_delivered_names_both_channels_and_the_relayed_message_id():
     assert d.channels == ["mailbox", "email"]
     assert d.email_message_id == f"<{pc.message_id}@marketplace.example>"
     assert d.submitted_at == pc.submitted_at
+
+
+def settle(error, permanent=False, attempts_before=0, max_attempts=3):
+    return core.settle(policy_checked(), error=error, permanent=permanent,
+                       attempts_before=attempts_before, max_attempts=max_attempts,
+                       first_retry_seconds=5.0, now=T0, domain="marketplace.example")
+
+
+def test_a_mail_the_relay_accepted_settles_as_delivered():
+    result = settle(None, attempts_before=2)
+    assert result.delivered is not None and result.attempts == 3
+    assert (result.retry_at, result.bounce) == (None, None)
+
+
+def test_a_temporary_failure_is_retried_with_backoff_until_the_attempts_run_out():
+    assert settle("smtp_451", attempts_before=0).retry_at == T0 + timedelta(seconds=5)
+    last = settle("smtp_451", attempts_before=2, max_attempts=3)
+    assert last.retry_at is None and last.bounce.reason_code == "delivery_timeout"
+    assert "3 attempts" in last.bounce.explanation
+
+
+def test_a_permanent_refusal_bounces_at_once_naming_the_reply():
+    result = settle("smtp_550", permanent=True)
+    assert (result.bounce.stage, result.bounce.rule, result.bounce.reason_code) == (
+        "delivery", "D2", "permanent_failure")
+    assert "smtp_550" in result.bounce.explanation
+
+
+def test_a_mail_that_cannot_be_composed_bounces_with_what_to_change():
+    result = settle("unsendable_mail:ValueError: bad header", permanent=True)
+    assert result.bounce.reason_code == "unsendable_mail"
+    assert "ValueError: bad header" in result.bounce.explanation
+    assert "attachment" in result.bounce.remedy
+
+
+def test_a_recipient_erased_meanwhile_bounces_as_erased():
+    assert settle("party_erased", permanent=True).bounce.reason_code == "party_erased"
+
+
+def test_header_values_from_the_event_are_single_lines_in_the_mail():
+    pc = policy_checked(order_id="o-1\r\nBcc: x@y.example", subject="Hola\r\nBcc: z@y.example")
+    mail = core.compose(pc, sender_name="Ana\r\nX-Evil: 1", domain="marketplace.example", now=T0)
+    raw = mail.as_bytes()
+    assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
+    assert mail["X-Bsm-Order"] == "o-1 Bcc: x@y.example"

@@ -106,3 +106,19 @@ def test_a_sanction_on_the_parties_topic_must_come_signed_from_policy():
         with pytest.raises(SignatureError) as err:
             consumer.check(record(Topic.PARTIES, value(signer, producer)))
         assert err.value.code == "wrong_producer"
+
+
+def test_every_dead_letter_code_the_code_can_write_is_documented():
+    """A dead letter is for a person to act on: each code it can carry is explained in
+    ``docs/events.md`` (generated from ``ERROR_CODES``)."""
+    import re
+    from pathlib import Path
+
+    from bsm_shared.contract.deadletter import ERROR_CODES
+
+    src = Path(__file__).resolve().parents[2] / "shared" / "src" / "bsm_shared"
+    text = "".join(p.read_text() for p in src.rglob("*.py"))
+    raised = set(re.findall(r'(?:SignatureError|EventParseError)\(\s*"([a-z_]+)"', text))
+    raised |= set(re.findall(r'code = "([a-z_]+)"', text))
+    raised |= set(re.findall(r'_dead_letter\([^)]*?"([a-z_]+)"', text))
+    assert raised and raised <= set(ERROR_CODES), raised - set(ERROR_CODES)

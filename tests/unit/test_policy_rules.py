@@ -534,3 +534,26 @@ def test_c4_gif_frames_are_counted_from_the_file_structure():
     assert [gif_frame_count(gif(n)) for n in (1, 2, 7)] == [1, 2, 7]
     assert gif_frame_count(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40) == 0
     assert gif_frame_count(gif(3)[:40]) <= 3  # truncated files do not crash the decision
+
+
+def test_a_message_with_thousands_of_violations_lists_the_first_ones_and_its_decision_fits_kafka():
+    """Issue 10: 200 KB of phone numbers gave one violation each — an event far larger than a
+    Kafka record, so the message had no outcome. The first ones of each code are listed."""
+    from bsm_shared.contract import PolicyCheckedEvent
+    from bsm_shared.contract.limits import MAX_BODY_BYTES
+    from bsm_shared.contract.payloads import PolicyChecked
+    from bsm_shared.contract.wire import build_event, to_wire
+
+    line = "Call 612 345 678 or mail ana at gmail dot com. "
+    msg = from_seller(text=(line * (MAX_BODY_BYTES // len(line)))[:MAX_BODY_BYTES])
+    decision = engine.decide(msg, ctx(region="ES"))
+    assert decision.verdict == "rejected"
+    per_code = {c: codes(decision).count(c) for c in set(codes(decision))}
+    assert per_code["phone_number"] == engine.MAX_LISTED_PER_CODE
+    assert len(decision.violations) <= engine.MAX_LISTED
+    data = PolicyChecked.model_validate({**msg.model_dump(), "verdict": decision.verdict,
+                                         "violations": list(decision.violations),
+                                         "checked_at": NOW})
+    event = build_event(PolicyCheckedEvent, data, event_id=__import__("uuid").uuid4(),
+                        occurred_at=NOW, producer="policy", correlation_id=msg.message_id)
+    assert to_wire(event, None)  # within MAX_EVENT_BYTES, or it raises EventTooLarge

@@ -22,8 +22,12 @@ Exactly one outcome per message:
   copy adds one ``Bounced`` with ``after_delivery`` after its ``Delivered`` (at most one: the
   job row records it). The message stays delivered in the message center.
 
-SMTP is at-least-once: a crash after the relay accepted a mail but before the commit sends it
-again on restart, with the same ``Message-ID`` (recipients' clients collapse the copy).
+Mail goes out at most as often as SMTP forces: a job is claimed with a lease (no transaction is
+open during the SMTP conversation) and marked ``mailed_at`` right after the relay's ``250``; a
+crash can only resend the mails in flight at that instant — at most one per SMTP lane — with the
+same ``Message-ID`` (recipients' clients collapse the copy). A dead worker's leases end at once
+(``bsm_shared.runtime.liveness``), so another instance or the restarted one goes on without
+waiting. Bounce notices work the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import asyncio
 import contextlib
 import email.policy
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -52,8 +57,9 @@ from bsm_shared.contract.payloads import (
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Incoming, Outgoing
-from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident
+from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident, is_transient
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
+from bsm_shared.runtime.liveness import Liveness, dead_owner_sql, new_owner_id
 from bsm_shared.runtime.pii import PiiVault
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.runtime.transit import is_sealed, unseal
@@ -65,6 +71,9 @@ from .settings import DeliverySettings
 log = logging.getLogger("bsm.delivery")
 PRODUCER = "delivery"
 BOUNCE_ADDRESS_LOCAL = "bounces"
+#: How long a claimed job or notice stays with its worker if that worker lives but is stuck
+#: (a dead worker's rows are taken over at once, see ``bsm_shared.runtime.liveness``).
+LEASE_SECONDS = 600.0
 
 
 def migrations(schema: str) -> list[str]:
@@ -125,12 +134,25 @@ def migrations(schema: str) -> list[str]:
             next_attempt_at timestamptz NOT NULL DEFAULT now(),
             last_error      text
         )""",
+        # Work leases (``_claim``) and the moment the relay accepted each mail (``_mailed``).
+        f"ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS lease_owner text",
+        f"ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS lease_until timestamptz",
+        f"ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS mailed_at timestamptz",
+        f"ALTER TABLE {s}.notices ADD COLUMN IF NOT EXISTS lease_owner text",
+        f"ALTER TABLE {s}.notices ADD COLUMN IF NOT EXISTS lease_until timestamptz",
+        f"CREATE INDEX IF NOT EXISTS notices_due ON {s}.notices (next_attempt_at) "
+        f"WHERE state = 'pending'",
     ]
 
 
 class Delivery:
-    def __init__(self, rt: ServiceRuntime, settings: DeliverySettings) -> None:
+    def __init__(self, rt: ServiceRuntime, settings: DeliverySettings,
+                 on_mailed: Callable[[str], None] | None = None) -> None:
         self.rt = rt
+        self.liveness = Liveness(settings.database_url.get_secret_value(),
+                                 new_owner_id(PRODUCER))
+        #: Called right after a mail was marked sent (tests stop a worker there).
+        self.on_mailed = on_mailed
         self.settings = settings
         self.s = check_ident(rt.schema)
         self.vault = PiiVault(settings.pii_key_bytes())
@@ -303,53 +325,57 @@ class Delivery:
                                   party["email_enc"]), party["locale"]
 
     async def send_notices(self) -> int:
-        """Send due notices once (own transaction); returns how many were attempted."""
+        """Send due notices once; returns how many were attempted. Claimed with a lease (no
+        transaction stays open during SMTP) and marked sent right after the relay's ``250``."""
         assert self.rt.pool is not None
         domain = self.settings.mail_domain
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                f"SELECT message_id, bounced, attempts FROM {self.s}.notices "
-                f"WHERE state = 'pending' AND next_attempt_at <= now() "
-                f"ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.settings.batch_size,
-            )
-            if not rows:
-                return 0
-            now = self.rt.clock()
-            host, port = self.settings.relay_address()
-            smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
-            try:
-                await smtp.connect()
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                log.warning("SMTP relay unreachable for notices: %s", exc)
-                return 0
-            try:
-                for row in rows:
-                    bounce = Bounced.model_validate_json(row["bounced"])
+        rows = await self._claim("notices", "message_id, bounced, attempts")
+        if not rows:
+            return 0
+        now = self.rt.clock()
+        host, port = self.settings.relay_address()
+        smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            log.warning("SMTP relay unreachable for notices: %s", exc)
+            await self._release("notices", [r["message_id"] for r in rows])
+            return 0
+        try:
+            for row in rows:
+                bounce = Bounced.model_validate_json(row["bounced"])
+                async with self.rt.pool.acquire() as conn:
                     target = await self._notice_address(conn, bounce.sender_party_id or "")
-                    error = "sender_unknown" if target is None else None
-                    if target is not None:
+                error = "sender_unknown" if target is None else None
+                if target is not None:
+                    try:
                         mail = notices.notice_mail(bounce, to=target[0], locale=target[1],
                                                    domain=domain, now=now)
-                        try:
-                            await smtp.send_message(
-                                mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}",
-                                recipients=[target[0]],
-                            )
-                        except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
-                            error = f"smtp_error:{type(exc).__name__}"
-                    attempts = row["attempts"] + 1
-                    state = "sent" if error is None else (
-                        "failed" if attempts >= self.settings.max_attempts else "pending")
-                    await conn.execute(
-                        f"UPDATE {self.s}.notices SET state = $2, attempts = $3, "
-                        f"last_error = $4, next_attempt_at = $5 WHERE message_id = $1",
-                        row["message_id"], state, attempts, error,
-                        core.next_attempt(now, attempts, self.settings.first_retry_seconds),
-                    )
-            finally:
-                with contextlib.suppress(Exception):
-                    await smtp.quit()
+                        await smtp.send_message(
+                            mail, sender=f"{BOUNCE_ADDRESS_LOCAL}@{domain}",
+                            recipients=[target[0]],
+                        )
+                    except (aiosmtplib.SMTPException, *TRANSIENT_ERRORS) as exc:
+                        error = f"smtp_error:{type(exc).__name__}"
+                    except Exception as exc:  # noqa: BLE001 - this notice's own fault: final
+                        log.error("notice for %s cannot be composed: %r", bounce.message_id, exc)
+                        error = f"{core.UNSENDABLE}:{type(exc).__name__}"
+                attempts = row["attempts"] + 1
+                final = error is not None and (error.startswith(core.UNSENDABLE)
+                                               or attempts >= self.settings.max_attempts)
+                state = "sent" if error is None else ("failed" if final else "pending")
+                # Right after the relay's answer: a crash now cannot mail it again.
+                await self.rt.pool.execute(
+                    f"UPDATE {self.s}.notices SET state = $2, attempts = $3, last_error = $4, "
+                    f"next_attempt_at = $5, lease_owner = NULL, lease_until = NULL "
+                    f"WHERE message_id = $1 AND lease_owner = $6",
+                    row["message_id"], state, attempts, error,
+                    core.next_attempt(now, attempts, self.settings.first_retry_seconds),
+                    self.liveness.owner,
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
         return len(rows)
 
     async def on_policy_checked(
@@ -376,20 +402,57 @@ class Delivery:
 
     # -- worker side --------------------------------------------------------------------------
     async def run_worker(self, _rt: ServiceRuntime | None = None) -> None:
-        backoff = 0.2
+        attempt = 0
         while True:
             try:
+                await self.liveness.ensure()
                 if await self.deliver_due() + await self.send_notices() == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=0.5)
                     self.wake.clear()
-                backoff = 0.2
+                attempt = 0
+                self.rt.metrics.retry_attempt.labels(PRODUCER, "worker").set(0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the worker must not die; jobs stay pending
-                log.exception("delivery worker failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:  # noqa: BLE001 - the worker must not die; jobs stay pending
+                attempt += 1
+                delay = min(30.0, 0.2 * 2 ** (attempt - 1))
+                self.rt.metrics.retries.labels(PRODUCER, "worker").inc()
+                self.rt.metrics.retry_attempt.labels(PRODUCER, "worker").set(attempt)
+                if is_transient(exc) and attempt % 10:
+                    log.warning("delivery worker: transient error, retrying in %.1fs: %r",
+                                delay, exc)
+                else:
+                    log.error("delivery worker failed %d times; retrying in %.1fs", attempt,
+                              delay, exc_info=exc)
+                await asyncio.sleep(delay)
+
+    async def _claim(self, table: str, columns: str) -> list[asyncpg.Record]:
+        """Lease due rows of ``table`` to this instance (``bsm_shared.runtime.liveness``): rows
+        nobody holds, whose lease ran out, or whose owner died. A short transaction: the rows
+        are worked on outside any transaction."""
+        assert self.rt.pool is not None
+        t = f"{self.s}.{check_ident(table)}"
+        return await self.rt.pool.fetch(
+            f"""WITH due AS (
+                    SELECT message_id FROM {t}
+                    WHERE state = 'pending' AND next_attempt_at <= now()
+                      AND (lease_owner IS NULL OR lease_until < now()
+                           OR (lease_owner <> $1 AND {dead_owner_sql('lease_owner')}))
+                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                UPDATE {t} AS j SET lease_owner = $1,
+                    lease_until = now() + make_interval(secs => $3)
+                FROM due WHERE j.message_id = due.message_id
+                RETURNING {', '.join('j.' + c.strip() for c in columns.split(','))}""",
+            self.liveness.owner, self.settings.batch_size, LEASE_SECONDS,
+        )
+
+    async def _release(self, table: str, ids: list[str]) -> None:
+        assert self.rt.pool is not None
+        await self.rt.pool.execute(
+            f"UPDATE {self.s}.{check_ident(table)} SET lease_owner = NULL, lease_until = NULL "
+            f"WHERE message_id = ANY($1::text[]) AND lease_owner = $2", ids, self.liveness.owner,
+        )
 
     async def _recipient_addresses(
         self, conn: asyncpg.Connection, party_ids: list[str]
@@ -407,68 +470,101 @@ class Delivery:
         }
 
     async def deliver_due(self) -> int:
-        """Send every due job once; returns how many jobs were attempted."""
+        """Attempt every due job once; returns how many jobs were attempted.
+
+        1. claim (lease) a batch in a short transaction;
+        2. send each mail not sent yet, outside any transaction, and mark it ``mailed_at``
+           right after the relay's ``250`` — a crash can then only send again the mails in
+           flight at that instant (at most one per SMTP lane), with the same Message-ID;
+        3. settle the batch in one transaction: mailbox entries, job states and the outcome
+           events, for the jobs this instance still holds.
+        """
         assert self.rt.pool is not None
         domain = self.settings.mail_domain
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                f"SELECT message_id, cause_event_id, policy_checked, attempts FROM {self.s}.jobs "
-                f"WHERE state = 'pending' AND next_attempt_at <= now() "
-                f"ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.settings.batch_size,
-            )
-            if not rows:
-                return 0
-            jobs = [(row, PolicyChecked.model_validate_json(row["policy_checked"])) for row in rows]
+        rows = await self._claim("jobs", "message_id, cause_event_id, policy_checked, attempts, "
+                                         "mailed_at")
+        if not rows:
+            return 0
+        jobs: list[tuple[asyncpg.Record, PolicyChecked]] = []
+        async with self.rt.pool.acquire() as conn:
+            for row in rows:
+                jobs.append((row, PolicyChecked.model_validate_json(row["policy_checked"])))
             addresses = await self._recipient_addresses(
                 conn, sorted({pc.recipient_party_id for _, pc in jobs})
             )
-            now = self.rt.clock()
             # The sender's name travels sealed; open it for the From header only (empty once
             # the sender is erased). The opened copy never leaves this process.
             for_mail = [
                 (pc.model_copy(update={"sender_display_name": await self.keyring.open(
                     conn, pc.sender_display_name, "display_name",
                     party_id=pc.sender_party_id) or ""}),
-                 addresses.get(pc.recipient_party_id, ""))
-                for _, pc in jobs
+                 addresses.get(pc.recipient_party_id, ""), row["mailed_at"] is not None)
+                for row, pc in jobs
             ]
-            results = await self._send_all(for_mail, domain, now)
-            out: list[Outgoing] = []
+        now = self.rt.clock()
+        results = await self._send_all(for_mail, domain, now)
+        out: list[Outgoing] = []
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            mine = {r["message_id"] for r in await conn.fetch(
+                f"SELECT message_id FROM {self.s}.jobs WHERE message_id = ANY($1::text[]) "
+                f"AND lease_owner = $2 AND state = 'pending' FOR UPDATE",
+                [row["message_id"] for row, _ in jobs], self.liveness.owner)}
             for (row, pc), (error, permanent) in zip(jobs, results, strict=True):
+                if row["message_id"] not in mine:
+                    log.warning("job %s was taken over by another instance before it was "
+                                "settled here", row["message_id"])
+                    continue
                 out.extend(await self._settle(conn, row, pc, error, permanent, now, domain))
             await self.rt.record(conn, out)
         self.rt.relay.wake()  # type: ignore[union-attr]
         return len(rows)
 
     async def _send_all(
-        self, jobs: list[tuple[PolicyChecked, str | None]], domain: str, now: datetime
+        self, jobs: list[tuple[PolicyChecked, str | None, bool]], domain: str, now: datetime
     ) -> list[tuple[str | None, bool]]:
         """Send over ``smtp_connections`` connections at once; per job (error or None,
-        permanent). The jobs stay locked by the caller's transaction meanwhile."""
+        permanent). A job already mailed (before a crash) is not mailed again."""
         results: list[tuple[str | None, bool]] = [("not_attempted", False)] * len(jobs)
-        lanes = max(1, min(self.settings.smtp_connections, len(jobs)))
+        todo = [i for i, (_, _, mailed) in enumerate(jobs) if not mailed]
+        for i, (_, _, mailed) in enumerate(jobs):
+            if mailed:
+                results[i] = (None, False)
+        lanes = max(1, min(self.settings.smtp_connections, len(todo)))
 
         async def lane(index: int) -> None:
+            mine = todo[index::lanes]
+            if not mine:
+                return
             host, port = self.settings.relay_address()
             smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
             try:
                 await smtp.connect()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 log.warning("SMTP relay %s:%d unreachable: %s", host, port, exc)
-                for i in range(index, len(jobs), lanes):
+                for i in mine:
                     results[i] = ("relay_unreachable", False)
                 return
             try:
-                for i in range(index, len(jobs), lanes):
-                    pc, address = jobs[i]
+                for i in mine:
+                    pc, address, _ = jobs[i]
                     results[i] = await self._send_one(smtp, pc, address, domain, now)
+                    if results[i][0] is None:
+                        await self._mailed(pc.message_id)
             finally:
                 with contextlib.suppress(Exception):
                     await smtp.quit()
 
         await asyncio.gather(*(lane(i) for i in range(lanes)))
         return results
+
+    async def _mailed(self, message_id: str) -> None:
+        """Mark one mail accepted by the relay, at once (its own tiny transaction)."""
+        assert self.rt.pool is not None
+        await self.rt.pool.execute(
+            f"UPDATE {self.s}.jobs SET mailed_at = now() WHERE message_id = $1", message_id
+        )
+        if self.on_mailed is not None:
+            self.on_mailed(message_id)
 
     async def _files(self, pc: PolicyChecked) -> list[tuple[AttachmentRef, bytes]]:
         """The message's attachments from the blob store, read one mail at a time (up to
@@ -493,11 +589,15 @@ class Delivery:
             return "party_erased", True
         if address == "":
             return "recipient_address_unknown", False
-        raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain, now=now,
-                           files=await self._files(pc)).as_bytes(policy=email.policy.SMTP)
-        if self.dkim_key is not None:
-            raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
-                                 private_key_pem=self.dkim_key)
+        try:
+            raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain, now=now,
+                               files=await self._files(pc)).as_bytes(policy=email.policy.SMTP)
+            if self.dkim_key is not None:
+                raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
+                                     private_key_pem=self.dkim_key)
+        except Exception as exc:  # noqa: BLE001 - this message's own fault: bounce it, go on
+            log.error("message %s cannot be composed as mail: %r", pc.message_id, exc)
+            return f"{core.UNSENDABLE}:{type(exc).__name__}: {exc}"[:300], True
         try:
             await smtp.sendmail(self.return_path(pc.message_id, domain, now), [address], raw)
             return None, False
@@ -510,46 +610,34 @@ class Delivery:
         self, conn: asyncpg.Connection, row: asyncpg.Record, pc: PolicyChecked,
         error: str | None, permanent: bool, now: datetime, domain: str,
     ) -> list[Outgoing]:
-        """Record one attempt's result: delivered, rescheduled, or bounced."""
+        """Record one attempt's result (decided by ``core.settle``): delivered, rescheduled,
+        or bounced; the job's lease ends."""
         cause = row["cause_event_id"]
-        if error is None:
-            await self._delivered(conn, pc, now)
+        result = core.settle(pc, error=error, permanent=permanent, attempts_before=row["attempts"],
+                             max_attempts=self.settings.max_attempts,
+                             first_retry_seconds=self.settings.first_retry_seconds, now=now,
+                             domain=domain)
+        if result.delivered is not None:
+            await self._delivered(conn, pc, now, result.attempts)
             self.sent += 1
-            return [self._outcome(DeliveredEvent, Topic.DELIVERED,
-                                  core.delivered(pc, now=now, domain=domain), cause, now)]
-        attempts = row["attempts"] + 1
-        if permanent or attempts >= self.settings.max_attempts:
+            return [self._outcome(DeliveredEvent, Topic.DELIVERED, result.delivered, cause, now)]
+        if result.retry_at is not None:
             await conn.execute(
-                f"UPDATE {self.s}.jobs SET state = 'bounced', attempts = $2, last_error = $3 "
-                f"WHERE message_id = $1",
-                pc.message_id, attempts, error,
+                f"UPDATE {self.s}.jobs SET attempts = $2, last_error = $3, next_attempt_at = $4, "
+                f"lease_owner = NULL, lease_until = NULL WHERE message_id = $1",
+                pc.message_id, result.attempts, error, result.retry_at,
             )
-            if error == "party_erased":
-                bounce = core.failure(
-                    pc, code="party_erased", explanation="The recipient's account was closed and "
-                    "its personal data erased before the message reached them.",
-                    remedy="Nothing can reach this party any more; the conversation has ended.",
-                    now=now)
-            else:
-                bounce = core.failure(
-                    pc, code="permanent_failure" if permanent else "delivery_timeout",
-                    explanation=f"The recipient's mail system refused the message ({error})."
-                    if permanent else f"The message could not be delivered after {attempts} "
-                    f"attempts ({error}).",
-                    remedy="Check the message in the message center; the recipient can still "
-                    "read it there once delivered, or write to them again later.",
-                    now=now,
-                )
-            return [self._outcome(BouncedEvent, Topic.BOUNCED, bounce, cause, now)]
+            return []
+        assert result.bounce is not None
         await conn.execute(
-            f"UPDATE {self.s}.jobs SET attempts = $2, last_error = $3, next_attempt_at = $4 "
-            f"WHERE message_id = $1",
-            pc.message_id, attempts, error,
-            core.next_attempt(now, attempts, self.settings.first_retry_seconds),
+            f"UPDATE {self.s}.jobs SET state = 'bounced', attempts = $2, last_error = $3, "
+            f"lease_owner = NULL, lease_until = NULL WHERE message_id = $1",
+            pc.message_id, result.attempts, error,
         )
-        return []
+        return [self._outcome(BouncedEvent, Topic.BOUNCED, result.bounce, cause, now)]
 
-    async def _delivered(self, conn: asyncpg.Connection, pc: PolicyChecked, now: datetime) -> None:
+    async def _delivered(self, conn: asyncpg.Connection, pc: PolicyChecked, now: datetime,
+                         attempts: int) -> None:
         await conn.execute(
             f"""INSERT INTO {self.s}.mailbox (message_id, recipient_party_id, sender_party_id,
                     conversation_id, order_id, sender_alias, subject, text_body, html_body,
@@ -559,24 +647,30 @@ class Delivery:
             pc.order_id, pc.sender_alias, pc.subject, pc.text, pc.html, now,
         )
         await conn.execute(
-            f"UPDATE {self.s}.jobs SET state = 'delivered', attempts = attempts + 1 "
-            f"WHERE message_id = $1",
-            pc.message_id,
+            f"UPDATE {self.s}.jobs SET state = 'delivered', attempts = $2, lease_owner = NULL, "
+            f"lease_until = NULL WHERE message_id = $1",
+            pc.message_id, attempts,
         )
 
 
-def create_runtime(settings: DeliverySettings, **kwargs: object) -> ServiceRuntime:
+def create_runtime(
+    settings: DeliverySettings, *, on_mailed: Callable[[str], None] | None = None,
+    **kwargs: object,
+) -> ServiceRuntime:
     dkim_sign.use_openssl_rsa()  # same DKIM signatures, computed by OpenSSL
     holder: dict[str, Delivery] = {}
 
     def handlers(rt: ServiceRuntime) -> dict:
-        d = holder["d"] = Delivery(rt, settings)
+        d = holder["d"] = Delivery(rt, settings, on_mailed)
         # Order matters: parties are applied before the decisions of the same batch.
         return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked,
                 Topic.BOUNCED: d.on_bounced, Topic.BOUNCE_REPORTS: d.on_bounce_report}
 
     async def worker(rt: ServiceRuntime) -> None:
-        await holder["d"].run_worker()
+        try:
+            await holder["d"].run_worker()
+        finally:
+            await holder["d"].liveness.close()
 
     keyring = settings.keyring()
     rt = ServiceRuntime(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
+from bsm_shared.contract.limits import clean_filename, clean_header_text
 from bsm_shared.contract.payloads import AttachmentRef, Bounced, Delivered, PolicyChecked
+
+#: A MIME type as ``type/subtype`` (RFC 6838 restricted names); anything else is sent as
+#: ``application/octet-stream``.
+_MIME_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 
 
 def rejection(pc: PolicyChecked, *, now: datetime) -> Bounced:
@@ -58,19 +65,22 @@ def compose(
     recipient's alias; the real address is only the SMTP envelope recipient. ``files``: the
     message's attachments with their bytes (from the blob store), attached as sent, so a
     recipient answering from a mail client gets them too."""
+    # Every value that becomes a header is one clean line here, whatever came in: a CR/LF in
+    # a name or an id from an outside producer must neither inject a header nor make
+    # ``email`` refuse the whole mail.
     mail = EmailMessage()
-    mail["From"] = formataddr((sender_name, pc.sender_alias))
+    mail["From"] = formataddr((clean_header_text(sender_name), pc.sender_alias))
     mail["To"] = pc.recipient_alias
-    mail["Subject"] = pc.subject or "(no subject)"
+    mail["Subject"] = clean_header_text(pc.subject) or "(no subject)"
     mail["Date"] = format_datetime(now)
     mail["Message-ID"] = email_message_id(pc.message_id, domain)
     if pc.in_reply_to:
         parent = email_message_id(pc.in_reply_to, domain)
         mail["In-Reply-To"] = parent
         mail["References"] = parent
-    mail["X-Bsm-Conversation"] = pc.conversation_id
+    mail["X-Bsm-Conversation"] = clean_header_text(pc.conversation_id)
     if pc.order_id:
-        mail["X-Bsm-Order"] = pc.order_id
+        mail["X-Bsm-Order"] = clean_header_text(pc.order_id)
     if pc.text is not None:
         mail.set_content(pc.text)
         if pc.html is not None:
@@ -78,9 +88,12 @@ def compose(
     else:
         mail.set_content(pc.html or "", subtype="html")
     for ref, data in files:
-        maintype, _, subtype = ref.content_type.partition("/")
-        mail.add_attachment(data, maintype=maintype or "application",
-                            subtype=subtype or "octet-stream", filename=ref.filename)
+        ctype = ref.content_type.strip().split(";")[0].strip().lower()
+        if not _MIME_TYPE.match(ctype):
+            ctype = "application/octet-stream"
+        maintype, _, subtype = ctype.partition("/")
+        mail.add_attachment(data, maintype=maintype, subtype=subtype,
+                            filename=clean_filename(ref.filename))
     return mail
 
 
@@ -105,3 +118,55 @@ def next_attempt(now: datetime, attempts: int, first_retry_seconds: float) -> da
 def is_permanent(code: int | None) -> bool:
     """5xx SMTP replies are permanent; 4xx and connection errors are temporary."""
     return code is not None and 500 <= code < 600
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What one delivery attempt's result means for its job: exactly one of delivered, a retry
+    at ``retry_at``, or the ``bounce`` that ends it."""
+
+    attempts: int
+    delivered: Delivered | None = None
+    retry_at: datetime | None = None
+    bounce: Bounced | None = None
+
+
+#: Errors that are the message's own: sending it again cannot help.
+UNSENDABLE = "unsendable_mail"
+
+
+def settle(
+    pc: PolicyChecked, *, error: str | None, permanent: bool, attempts_before: int,
+    max_attempts: int, first_retry_seconds: float, now: datetime, domain: str,
+) -> Settlement:
+    """Decide a job after one attempt: ``error`` None means the relay accepted the mail."""
+    attempts = attempts_before + 1
+    if error is None:
+        return Settlement(attempts, delivered=delivered(pc, now=now, domain=domain))
+    if not permanent and attempts < max_attempts:
+        return Settlement(attempts, retry_at=next_attempt(now, attempts, first_retry_seconds))
+    if error == "party_erased":
+        bounce = failure(
+            pc, code="party_erased", explanation="The recipient's account was closed and "
+            "its personal data erased before the message reached them.",
+            remedy="Nothing can reach this party any more; the conversation has ended.", now=now)
+    elif error.startswith(UNSENDABLE):
+        bounce = failure(
+            pc, code=UNSENDABLE, explanation="The message could not be turned into an e-mail "
+            f"({error.partition(':')[2] or 'unknown error'}).",
+            remedy="Check the attachments' names and types, then send the message again "
+            "(or without the attachment).", now=now)
+    elif permanent:
+        bounce = failure(
+            pc, code="permanent_failure",
+            explanation=f"The recipient's mail system refused the message ({error}).",
+            remedy="Check the message in the message center; the recipient can still read it "
+            "there once delivered, or write to them again later.", now=now)
+    else:
+        bounce = failure(
+            pc, code="delivery_timeout",
+            explanation=f"The message could not be delivered after {attempts} attempts "
+            f"({error}).",
+            remedy="Check the message in the message center; the recipient can still read it "
+            "there once delivered, or write to them again later.", now=now)
+    return Settlement(attempts, bounce=bounce)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
+from bsm_shared.contract.limits import unstorable
 from bsm_shared.contract.signing import SignatureError
 from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
@@ -112,6 +113,12 @@ class ReportStatsOut(BaseModel):
     flagged_senders: list[dict[str, Any]] = Field(
         description="Senders reported by at least 3 different recipients."
     )
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
 
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
@@ -234,11 +241,10 @@ class Archiver(BatchHooks):
 
 def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
     holder: dict[str, Archiver] = {}
-    registry = CollectorRegistry()
     schema = settings.db_schema or PRODUCER
 
     def handlers(rt: ServiceRuntime) -> dict:
-        a = holder["a"] = Archiver(rt, registry)
+        a = holder["a"] = Archiver(rt, rt.metrics.registry)  # beside the runtime's own
         return {t: a.on_event for t in Topic}
 
     rt = ServiceRuntime(
@@ -271,13 +277,29 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
             await rt.broker.stop()
             await rt.stop()
 
+    async def refuse_unstorable(request: Request) -> None:
+        """U+0000 or a lone surrogate in a path or query value can match nothing stored (and
+        PostgreSQL cannot take it as a parameter): ``422 unstorable_text`` naming it."""
+        for where, items in (("path", request.path_params.items()),
+                             ("query", request.query_params.multi_items())):
+            for name, value in items:
+                reason = unstorable(name) or unstorable(value)
+                if reason is not None:
+                    raise _Refusal(422, "unstorable_text",
+                                   f"{where} parameter {name!r} contains {reason}")
+
     app = FastAPI(
         title="bsm metrics",
         version="0.2.0",
         description="The record of every bsm event (G1) and the projections over it: seller "
         "response times (F1), daily quota usage (F2), report statistics (F3).",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unstorable)],
     )
+
+    @app.exception_handler(_Refusal)
+    async def refused(_: Request, exc: _Refusal) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.detail)
     app.state.runtime = rt
 
     def now() -> datetime:
@@ -359,8 +381,10 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
-        """Counters of the record, plus F1 per seller over the last 30 days, computed at
-        scrape time from the projection (for sellers with buyer messages in the window)."""
+        """Counters of the record and of the runtime (consumer lag, outbox age, dead letters,
+        retries: ``bsm_shared.runtime.observe``), plus F1 per seller over the last 30 days,
+        computed at scrape time from the projection (for sellers with buyer messages in the
+        window)."""
         end = now()
         assert rt.pool is not None
         async with rt.pool.acquire() as conn:
@@ -380,7 +404,7 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
                 late.labels(seller).set(r.late_response_rate)
             if r.average_response_time_seconds is not None:
                 average.labels(seller).set(r.average_response_time_seconds)
-        return Response(generate_latest(registry) + generate_latest(scrape),
+        return Response(generate_latest(rt.metrics.registry) + generate_latest(scrape),
                         media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -209,8 +209,9 @@ class PolicyHandlers:
             await conn.execute(
                 f"""INSERT INTO {self.s}.orders (order_id, status, status_changed_at,
                         delivered_at, completed_at)
-                    VALUES ($1, $2, $3, CASE WHEN $2 = 'delivered' THEN $3 END,
-                            CASE WHEN $2 = 'completed' THEN $3 END)
+                    VALUES ($1, $2::text, $3::timestamptz,
+                            CASE WHEN $2::text = 'delivered' THEN $3::timestamptz END,
+                            CASE WHEN $2::text = 'completed' THEN $3::timestamptz END)
                     ON CONFLICT (order_id) DO UPDATE SET
                         status = CASE WHEN {self.s}.orders.status_changed_at IS NULL
                             OR {self.s}.orders.status_changed_at <= EXCLUDED.status_changed_at

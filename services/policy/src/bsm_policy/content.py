@@ -15,6 +15,8 @@ same length), so offsets found in it are offsets into the HTML source the sender
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -702,9 +704,14 @@ def text_findings(
     out = _email_findings(text, fld, mail_domain, hints.get("_at", []))
     out += _link_findings(text, fld, mail_domain, links_allowed)
     # A phone number inside an address or a link is that address's, not a second finding.
-    taken = [(f.start or 0, f.end or 0) for f in out]
+    # (Sorted starts with a running maximum of ends: linear, where a scan of every address per
+    # number was quadratic — 7 s for 200 KB of numbers and addresses.)
+    taken = sorted((f.start or 0, f.end or 0) for f in out)
+    starts = [a for a, _ in taken]
+    reach = list(itertools.accumulate((b for _, b in taken), max))
     for f in _phone_findings(text, fld, region, ignore):
-        if not any(a <= (f.start or 0) < b for a, b in taken):
+        i = bisect.bisect_right(starts, f.start or 0) - 1
+        if i < 0 or reach[i] <= (f.start or 0):
             out.append(f)
     out += _emoji_findings(text, fld)
     if "_opt_out" in hints and not any(f.code == "opt_out_link" for f in out):

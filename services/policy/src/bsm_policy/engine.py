@@ -506,6 +506,22 @@ def _explain(found: Iterable[_Found], locale: str) -> list[Violation]:
     return out
 
 
+#: How many violations of one code, and in all, a decision lists (the first ones, in order):
+#: a message with thousands of phone numbers must still give an event that fits in Kafka.
+MAX_LISTED_PER_CODE = 20
+MAX_LISTED = 100
+
+
+def _listed(found: list[_Found]) -> list[_Found]:
+    per_code: dict[str, int] = {}
+    kept: list[_Found] = []
+    for f in found:
+        per_code[f.code] = per_code.get(f.code, 0) + 1
+        if per_code[f.code] <= MAX_LISTED_PER_CODE and len(kept) < MAX_LISTED:
+            kept.append(f)
+    return kept
+
+
 def evaluate(draft: Draft, ctx: Context, *, now: datetime) -> Decision:
     """Every rule on one draft. Raises :class:`WaitForOrder` while a late order may come."""
     reg = ctx.registry or registry()
@@ -532,7 +548,7 @@ def evaluate(draft: Draft, ctx: Context, *, now: datetime) -> Decision:
                                     {"element": f.element or "", **f.params}))
     found += _attachment_rules(draft, rule if draft.in_reply_to is None else None, seller_msg)
     found += _party_rules(draft, ctx, now, essential)
-    violations = tuple(_explain(found, draft.sender_locale))
+    violations = tuple(_explain(_listed(found), draft.sender_locale))
     rules = {v.rule for v in violations}
     return Decision(
         verdict="rejected" if violations else "approved",

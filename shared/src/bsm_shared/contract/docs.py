@@ -203,7 +203,44 @@ def events_markdown() -> str:
                 )
                 names += re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(prop))
             out.append("")
+    out += _limits_markdown() + _dead_letters_markdown()
     return "\n".join(out)
+
+
+def _limits_markdown() -> list[str]:
+    from . import limits
+
+    rows = [
+        ("an event (signed JSON)", f"{limits.MAX_EVENT_BYTES:,} bytes",
+         "every stage checks before it records an event"),
+        ("text + html of a message", f"{limits.MAX_BODY_BYTES:,} bytes (UTF-8)",
+         "the doors refuse more; alias bounces more from the input topic"),
+        ("subject", f"{limits.MAX_SUBJECT_CHARS} characters, one line", "CR/LF read as spaces"),
+        ("attachments of a message", f"{limits.MAX_ATTACHMENTS} files, "
+         f"{limits.MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB together", "stored by hash, never "
+         "in an event"),
+        ("a file name", f"{limits.MAX_FILENAME_CHARS} characters, one line, no path",
+         "`clean_filename`"),
+        ("any string", "no U+0000, no lone surrogate", "refused (`unstorable_text`)"),
+    ]
+    return ["## Limits", "", "One source: `bsm_shared.contract.limits`.", "",
+            "| what | limit | where |", "| --- | --- | --- |",
+            *[f"| {a} | {b} | {c} |" for a, b, c in rows], ""]
+
+
+def _dead_letters_markdown() -> list[str]:
+    from . import deadletter
+    from .deadletter import ERROR_CODES, DeadLetterEntry
+
+    schema = DeadLetterEntry.model_json_schema()
+    out = ["## Dead letters", "", " ".join((deadletter.__doc__ or "").split()), "",
+           (DeadLetterEntry.__doc__ or "").strip(), "",
+           "| field | type | meaning |", "| --- | --- | --- |"]
+    for name, prop in schema["properties"].items():
+        out.append(f"| `{name}` | {_type_name(prop)} | {prop.get('description', '')} |")
+    out += ["", "| `error_code` | meaning |", "| --- | --- |",
+            *[f"| `{code}` | {meaning} |" for code, meaning in ERROR_CODES.items()], ""]
+    return out
 
 
 def _dump(obj: Any) -> str:

@@ -9,20 +9,34 @@ One batch of Kafka records becomes one PostgreSQL transaction:
 2. The batch's event ids are inserted into ``processed_events`` in one statement; the ones
    already there (a redelivery) are skipped, by constraint, not by bookkeeping. Each new event's
    handler changes the service's tables and returns the events to publish, which go into the
-   outbox. A handler error that is not transient rolls the batch back; the batch is then applied
-   again with a savepoint per event, and only the failing event is dead-lettered with the error:
-   one bad event does not block the partition.
+   outbox; the batch hooks (``BatchHooks.end``: rows the handlers buffered) run last.
 3. The transaction commits; only then does the subscriber return, and FastStream commits the
-   offset (``AckPolicy.NACK_ON_ERROR`` with auto-commit off). A transient failure (database or
-   network down) is retried here with exponential backoff, the offset uncommitted; if the
-   process dies instead, Kafka redelivers from the last committed offset and step 2 drops what
-   was already applied.
+   offset (``AckPolicy.NACK_ON_ERROR`` with auto-commit off). If the process dies instead,
+   Kafka redelivers from the last committed offset and step 2 drops what was already applied.
+
+Isolation — one bad event never stops the stream behind it:
+
+* A handler or hook that fails with an error of the *event* (anything not in
+  :func:`.db.is_transient`) rolls the batch back; the batch is applied again with a savepoint
+  per event — the hooks then run inside each event's savepoint too — and only the failing
+  event is dead-lettered (``handler_error``), with the error.
+* A transient failure (the database or the network) retries the batch with capped exponential
+  backoff, counted (``bsm_retries_total``) and visible (``bsm_retry_attempt``; an ERROR line
+  every ``ALARM_EVERY`` attempts). From the second attempt on the batch is applied with a
+  savepoint per event; if one event fails "transiently" while the connection answers, the error
+  is the event's (a statement that always times out, say): after ``max_event_retries`` such
+  attempts it is dead-lettered (``retries_exhausted``). An outage retries until it ends —
+  dead-lettering every event because PostgreSQL is down would be loss by design.
+* Deferred events (a prerequisite not there yet) are revived and swept with the same isolation,
+  each in a savepoint of its own: a failing one is dead-lettered, never its releaser, and never
+  blocks the other expired ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,15 +47,34 @@ from uuid import UUID
 
 import asyncpg
 
+from ..contract.deadletter import DeadLetterEntry
 from ..contract.events import Envelope, EventParseError, decode_json, parse_event
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
 from ..contract.wire import to_wire
 from ..topics import INPUT_TOPICS, PRODUCERS, TYPE_PRODUCERS, Topic, TopicNames
-from .db import TRANSIENT_ERRORS, check_ident
 from ..contract.wire import derived_event_id
+from .db import check_ident, is_transient
+from .observe import RuntimeMetrics
 from .outbox import add_to_outbox
 
 log = logging.getLogger("bsm.consumer")
+
+#: An ERROR line every this many consecutive failed attempts of the same work (a stuck
+#: service must be visible in the logs too, not only in the metrics).
+ALARM_EVERY = 10
+#: The longest wait between two attempts (seconds).
+MAX_BACKOFF = 30.0
+
+OutboxRow = tuple[str, str, bytes | None, bytes]
+
+#: How much of a record's value a dead-letter entry keeps (the entry must fit in a record,
+#: JSON escaping included).
+DEAD_LETTER_VALUE_BYTES = 128 * 1024
+
+
+def backoff_delay(attempt: int, *, first: float = 0.2, cap: float = MAX_BACKOFF) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` (exponential, capped)."""
+    return min(cap, first * 2 ** max(0, attempt - 1))
 
 
 @dataclass(frozen=True)
@@ -134,8 +167,14 @@ class EventConsumer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         accept_untrusted: bool = False,
         hooks: BatchHooks | None = None,
+        max_event_retries: int = 5,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         self.name = name
+        self._max_event_retries = max_event_retries
+        self.metrics = metrics or RuntimeMetrics(name)
+        #: Transient failures attributed to one event while the database answered (by id).
+        self._strikes: dict[Any, int] = {}
         self._accept_untrusted = accept_untrusted
         self._hooks = hooks or BatchHooks()
         self._pool = pool
@@ -150,6 +189,7 @@ class EventConsumer:
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.retries = 0
 
     # -- step 1 -------------------------------------------------------------------------------
     def check(self, record: Record) -> Incoming:
@@ -197,29 +237,40 @@ class EventConsumer:
         """A dead-letter entry: the record as received plus the error (kept forever)."""
         topic = self._by_name[record.topic]
         value = record.value or b""
+        # A dead letter must itself fit in a Kafka record: a huge value is kept in part, with
+        # its size and hash (the original stays at its topic, partition and offset).
+        kept = value[:DEAD_LETTER_VALUE_BYTES]
         try:
-            shown: Any = value.decode()
+            shown: Any = value.decode()[:DEAD_LETTER_VALUE_BYTES // 4]
         except UnicodeDecodeError:
             shown = None
-        entry = {
-            "consumer": self.name,
-            "error_code": code,
-            "error": detail,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key.decode(errors="replace") if record.key else None,
-            "value": shown,
-            "value_base64": None if shown is not None else base64.b64encode(value).decode(),
-            "failed_at": self._clock().isoformat(),
-        }
+        entry = DeadLetterEntry(
+            consumer=self.name,
+            error_code=code,
+            error=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key else None,
+            value=shown,
+            value_base64=None if shown is not None else base64.b64encode(kept).decode(),
+            value_bytes=len(value),
+            value_truncated=len(kept) < len(value) or (
+                shown is not None and len(shown.encode()) < len(value)),
+            value_sha256=hashlib.sha256(value).hexdigest(),
+            failed_at=self._clock().isoformat(),
+        )
         # A dead letter's id is derived from its position, so a redelivery does not add twice.
         dl_id = derived_event_id(f"{record.topic}:{record.partition}:{record.offset}", f"dlq:{self.name}")
-        return (str(dl_id), self._topics.dlq(topic), record.key, json.dumps(entry).encode())
+        return (str(dl_id), self._topics.dlq(topic), record.key, entry.model_dump_json().encode())
 
     # -- steps 2 and 3 ------------------------------------------------------------------------
     async def consume(self, records: Sequence[Record]) -> None:
-        """Apply a batch; returns only when its effects are committed (then ack the offsets)."""
+        """Apply a batch; returns only when its effects are committed (then ack the offsets).
+
+        Never raises for a bad event (it is dead-lettered) nor for an outage (retried here, with
+        backoff): raising would make FastStream seek back and re-read the batch at once, in a
+        loop without pause."""
         checked: list[Incoming | tuple[Record, str, str]] = []
         for record in records:
             try:
@@ -231,16 +282,43 @@ class EventConsumer:
                     extra={"topic": record.topic},
                 )
                 checked.append((record, exc.code, exc.detail))
-        backoff = 0.2
+        # Reference data first: within a batch, events of the topics listed first in
+        # ``handlers`` (parties, orders) are applied before the messages that may need them.
+        rank = {t: i for i, t in enumerate(self._handlers)}
+        ordered = sorted(
+            checked, key=lambda item: -1 if isinstance(item, tuple) else rank[item.topic]
+        )
+        attempt = 0
         while True:
             try:
-                await self._apply(records, checked)
+                await self._apply(ordered, isolate=attempt > 0)
                 break
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient error, retrying the batch in %.1fs: %r", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted below; never a tight loop
+                attempt += 1
+                await self._failed_attempt("batch", attempt, exc)
+        self.metrics.retry_attempt.labels(self.name, "batch").set(0)
         self._on_committed()
+
+    async def _failed_attempt(self, kind: str, attempt: int, exc: BaseException) -> None:
+        """Count, show and wait after a failed attempt of ``kind`` work."""
+        self.retries += 1
+        self.metrics.retries.labels(self.name, kind).inc()
+        self.metrics.retry_attempt.labels(self.name, kind).set(attempt)
+        delay = backoff_delay(attempt)
+        if not is_transient(exc):
+            # Not an error of one event (those are isolated and dead-lettered): a fault of the
+            # runtime itself. Shown at once; retried like an outage, so it cannot spin.
+            log.error("%s: %s attempt %d failed (%r); retrying in %.1fs", self.name, kind,
+                      attempt, exc, delay, exc_info=exc)
+        elif attempt % ALARM_EVERY == 0:
+            log.error("%s: %s still failing after %d attempts (%r); the stream waits, "
+                      "retrying every %.0fs", self.name, kind, attempt, exc, delay)
+        else:
+            log.warning("%s: transient error (%s attempt %d), retrying in %.1fs: %r",
+                        self.name, kind, attempt, delay, exc)
+        await asyncio.sleep(delay)
 
     def wire(self, out: Sequence[Outgoing]) -> list[tuple[str, str, bytes | None, bytes]]:
         """Outbox rows (event id, topic, key, signed bytes) for events to publish."""
@@ -249,9 +327,48 @@ class EventConsumer:
             for o in out
         ]
 
-    async def _run(
-        self, conn: asyncpg.Connection, incoming: Incoming
-    ) -> list[tuple[str, str, bytes | None, bytes]]:
+    def _record_of(self, incoming: Incoming) -> Record:
+        return Record(self._topics(incoming.topic), incoming.partition, incoming.offset, None,
+                      json.dumps(incoming.raw).encode())
+
+    def _dead_letter_event(self, incoming: Incoming, code: str, exc: BaseException) -> OutboxRow:
+        self._strikes.pop(incoming.event.event_id, None)
+        self.dead_lettered += 1
+        self.metrics.dead_letters.labels(self.name, incoming.topic.value, code).inc()
+        return self._dead_letter(self._record_of(incoming), code, repr(exc))
+
+    async def _isolated(
+        self, conn: asyncpg.Connection, incoming: Incoming,
+        work: Callable[[], Awaitable[list[OutboxRow]]],
+    ) -> list[OutboxRow]:
+        """Run one event's work in a savepoint; a failure of the event dead-letters it.
+
+        A transient error re-raises (the caller retries the whole batch) unless the connection
+        still answers and the same event has failed so ``max_event_retries`` times: then the
+        error is the event's, not the database's."""
+        try:
+            async with conn.transaction():  # savepoint: this event's effects only
+                return await work()
+        except Exception as exc:  # noqa: BLE001 - one bad event must not block the log
+            if is_transient(exc):
+                if not await _answers(conn):
+                    raise
+                strikes = self._strikes.get(incoming.event.event_id, 0) + 1
+                self._strikes[incoming.event.event_id] = strikes
+                if strikes < self._max_event_retries:
+                    raise
+                code = "retries_exhausted"
+            else:
+                code = "handler_error"
+            log.error(
+                "%s: %s %s failed (%s: %r); dead-lettered", self.name, incoming.event.type,
+                incoming.event.event_id, code, exc, exc_info=exc,
+                extra={"event_id": str(incoming.event.event_id),
+                       "event_type": incoming.event.type},
+            )
+            return [self._dead_letter_event(incoming, code, exc)]
+
+    async def _run(self, conn: asyncpg.Connection, incoming: Incoming) -> list[OutboxRow]:
         """Run the handler for one event; park it if it must wait; release what waits on it."""
         s = self._schema
         try:
@@ -274,7 +391,10 @@ class EventConsumer:
                 self.name, key,
             )
             for row in rows:
-                out.extend(await self._run(conn, self._revive(row, expired=False)))
+                # Each waiting event in a savepoint of its own: if it fails, it is dead-lettered,
+                # not the event that released it.
+                waiting = self._revive(row, expired=False)
+                out.extend(await self._isolated(conn, waiting, _bind(self._run, conn, waiting)))
         return out
 
     def _revive(self, row: Any, *, expired: bool) -> Incoming:
@@ -286,9 +406,11 @@ class EventConsumer:
 
     async def sweep_expired(self, limit: int = 200) -> int:
         """Apply deferred events whose wait is over (the handler then decides, e.g. bounces).
-        Returns how many were applied; rows are claimed with SKIP LOCKED (several instances)."""
+        Returns how many were applied; rows are claimed with SKIP LOCKED (several instances).
+        Each row runs in a savepoint of its own: a failing one is dead-lettered and the others
+        go on (it used to sort first again and block every expired deferral behind it)."""
         s = self._schema
-        backoff = 0.2
+        attempt = 0
         while True:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
@@ -298,19 +420,30 @@ class EventConsumer:
                         f"LIMIT $2 FOR UPDATE SKIP LOCKED",
                         self.name, limit,
                     )
-                    outbox: list[tuple[str, str, bytes | None, bytes]] = []
+                    outbox: list[OutboxRow] = []
                     for row in rows:
                         await conn.execute(
                             f"DELETE FROM {s}.deferred WHERE consumer = $1 AND event_id = $2",
                             self.name, row["event_id"],
                         )
-                        outbox.extend(await self._run(conn, self._revive(row, expired=True)))
+                        try:
+                            incoming = self._revive(row, expired=True)
+                        except (EventParseError, ValueError) as exc:  # a newer reader's refusal
+                            record = Record(self._topics(Topic(row["topic"])), row["partition"],
+                                            row["kafka_offset"], None, row["raw"].encode())
+                            outbox.append(self._dead_letter(record, "unparseable_deferred",
+                                                            repr(exc)))
+                            continue
+                        outbox.extend(await self._isolated(
+                            conn, incoming, _bind(self._run, conn, incoming)))
                     await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
                 break
-            except TRANSIENT_ERRORS as exc:
-                log.warning("sweeper: transient error, retrying in %.1fs: %r", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - counted, shown, retried with backoff
+                attempt += 1
+                await self._failed_attempt("sweep", attempt, exc)
+        self.metrics.retry_attempt.labels(self.name, "sweep").set(0)
         if rows:
             self._on_committed()
         return len(rows)
@@ -318,38 +451,30 @@ class EventConsumer:
     async def run_sweeper(self, every_seconds: float = 0.5) -> None:
         while True:
             await asyncio.sleep(every_seconds)
-            try:
-                await self.sweep_expired()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keeps sweeping; the failure is logged
-                log.exception("sweeper failed")
+            await self.sweep_expired()
 
     async def _apply(
-        self, records: Sequence[Record], checked: list[Incoming | tuple[Record, str, str]]
+        self, ordered: list[Incoming | tuple[Record, str, str]], *, isolate: bool
     ) -> None:
-        # Reference data first: within a batch, events of the topics listed first in
-        # ``handlers`` (parties, orders) are applied before the messages that may need them.
-        rank = {t: i for i, t in enumerate(self._handlers)}
-        ordered = sorted(
-            checked, key=lambda item: -1 if isinstance(item, tuple) else rank[item.topic]
-        )
-        try:
-            # Fast path: the whole batch in one transaction, no savepoints.
-            await self._apply_batch(ordered, isolate=False)
-        except TRANSIENT_ERRORS:
-            raise
-        except _HandlerFailed:
-            # A handler failed: the transaction is rolled back whole, and the batch is applied
-            # again with a savepoint per event, so only the failing event is dead-lettered.
-            await self._apply_batch(ordered, isolate=True)
+        if not isolate:
+            try:
+                # Fast path: the whole batch in one transaction, no savepoints.
+                await self._apply_batch(ordered, isolate=False)
+                return
+            except _HandlerFailed:
+                # A handler or hook failed: the transaction was rolled back whole; apply the
+                # batch again with a savepoint per event, so only the failing event is
+                # dead-lettered.
+                pass
+        await self._apply_batch(ordered, isolate=True)
 
     async def _apply_batch(
         self, ordered: list[Incoming | tuple[Record, str, str]], *, isolate: bool
     ) -> None:
         s = self._schema
-        outbox: list[tuple[str, str, bytes | None, bytes]] = []
+        outbox: list[OutboxRow] = []
         applied = duplicates = dead = 0
+        dead_letters: list[tuple[str, str]] = []
         events = [item for item in ordered if not isinstance(item, tuple)]
         self._hooks.begin()
         async with self._pool.acquire() as conn, conn.transaction():
@@ -367,6 +492,7 @@ class EventConsumer:
             for item in ordered:
                 if isinstance(item, tuple):
                     outbox.append(self._dead_letter(*item))
+                    dead_letters.append((self._by_name[item[0].topic].value, item[1]))
                     dead += 1
                     continue
                 incoming = item
@@ -377,34 +503,62 @@ class EventConsumer:
                 if not isolate:
                     try:
                         outbox.extend(await self._run(conn, incoming))
-                    except TRANSIENT_ERRORS:
-                        raise
                     except Exception as exc:  # noqa: BLE001 - retried in isolation
+                        if is_transient(exc):
+                            raise
                         raise _HandlerFailed from exc
                     applied += 1
                     continue
-                try:
-                    async with conn.transaction():  # savepoint: one event's effects
-                        outbox.extend(await self._run(conn, incoming))
+                before = self.dead_lettered
+                outbox.extend(await self._isolated(
+                    conn, incoming, _bind(self._run_with_hooks, conn, incoming)))
+                if self.dead_lettered == before:
                     applied += 1
-                except TRANSIENT_ERRORS:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one bad event must not block the log
-                    log.exception(
-                        "handler failed on %s %s; dead-lettering it",
-                        incoming.event.type, incoming.event.event_id,
-                    )
-                    record = Record(
-                        self._topics(incoming.topic), incoming.partition, incoming.offset,
-                        None, json.dumps(incoming.raw).encode(),
-                    )
-                    outbox.append(self._dead_letter(record, "handler_error", repr(exc)))
-                    dead += 1
-            await self._hooks.end(conn)
+            if not isolate:
+                try:
+                    await self._hooks.end(conn)
+                except Exception as exc:  # noqa: BLE001 - a hook is part of the events' work
+                    if is_transient(exc):
+                        raise
+                    raise _HandlerFailed from exc
             await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
+        for topic, code in dead_letters:
+            self.metrics.dead_letters.labels(self.name, topic, code).inc()
+        for incoming in events:
+            self._strikes.pop(incoming.event.event_id, None)
         self.applied += applied
         self.duplicates += duplicates
         self.dead_lettered += dead
+        self.metrics.applied.labels(self.name).inc(applied)
+        self.metrics.duplicates.labels(self.name).inc(duplicates)
+
+    async def _run_with_hooks(self, conn: asyncpg.Connection, incoming: Incoming) -> list[OutboxRow]:
+        """One event with the batch hooks around it (isolated mode): what the handler buffered
+        is written inside the event's own savepoint, so a row the hook cannot write fails this
+        event alone."""
+        self._hooks.begin()
+        out = await self._run(conn, incoming)
+        await self._hooks.end(conn)
+        return out
+
+
+def _bind(
+    fn: Callable[[asyncpg.Connection, Incoming], Awaitable[list[OutboxRow]]],
+    conn: asyncpg.Connection, incoming: Incoming,
+) -> Callable[[], Awaitable[list[OutboxRow]]]:
+    async def call() -> list[OutboxRow]:
+        return await fn(conn, incoming)
+
+    return call
+
+
+async def _answers(conn: asyncpg.Connection) -> bool:
+    """Whether the database still answers on ``conn`` (after a savepoint's rollback)."""
+    try:
+        await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: not the event's fault
+        return False
 
 
 class _HandlerFailed(Exception):

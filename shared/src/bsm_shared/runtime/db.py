@@ -9,11 +9,19 @@ common to all (the pattern of eventsourcing's tracking table and a transactional
 * ``outbox`` — what the service will publish, written in that same transaction. The relay
   (:mod:`.outbox`) publishes rows in id order and marks them; a crash between publish and mark
   republishes the same bytes with the same ``event_id``, which consumers drop.
+
+Neither grows forever (:meth:`.service.ServiceRuntime.prune`): published outbox rows are
+deleted after ``outbox_retention_hours`` (default 7 days: Kafka keeps the events themselves),
+processed ids after ``processed_retention_days`` (default 30 days: far longer than any
+redelivery — a crash, a rebalance or a relay republishing — takes; only rewinding a consumer
+group further back than that would apply an event twice). Failed outbox rows stay.
 """
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from collections.abc import Sequence
 
 import asyncpg
@@ -48,6 +56,14 @@ def common_tables(schema: str) -> list[str]:
             published_at timestamptz
         )""",
         f"CREATE INDEX IF NOT EXISTS outbox_pending ON {s}.outbox (id) WHERE published_at IS NULL",
+        # A row Kafka refused for good is marked, not retried forever (see ``outbox``).
+        f"ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS failed_at timestamptz",
+        f"ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS error text",
+        # Retention: published rows and processed ids are pruned by age (``service``).
+        f"CREATE INDEX IF NOT EXISTS outbox_published ON {s}.outbox (published_at) "
+        f"WHERE published_at IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS processed_events_age ON {s}.processed_events "
+        f"(processed_at)",
         # Events parked until a prerequisite arrives (e.g. a message before its order), with
         # a deadline after which the handler decides without it.
         f"""CREATE TABLE IF NOT EXISTS {s}.deferred (
@@ -88,15 +104,69 @@ async def migrate(pool: asyncpg.Pool, schema: str, statements: Sequence[str]) ->
             await conn.execute(statement)
 
 
+async def prune(
+    pool: asyncpg.Pool, schema: str, *, outbox_seconds: float, processed_seconds: float,
+    batch: int = 5000,
+) -> dict[str, int]:
+    """Delete published outbox rows and processed ids older than their retention, in chunks
+    (a long backlog never holds a big lock). Unpublished and failed outbox rows stay. Returns
+    how many rows went, per table."""
+    s = check_ident(schema)
+    rules = {
+        "outbox": (f"DELETE FROM {s}.outbox WHERE id IN (SELECT id FROM {s}.outbox "
+                   f"WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)",
+                   outbox_seconds),
+        "processed_events": (
+            f"DELETE FROM {s}.processed_events WHERE ctid IN (SELECT ctid FROM "
+            f"{s}.processed_events WHERE processed_at < now() - make_interval(secs => $1) "
+            f"LIMIT $2)", processed_seconds),
+    }
+    gone: dict[str, int] = {}
+    for table, (sql, seconds) in rules.items():
+        total = 0
+        while True:
+            n = int((await pool.execute(sql, float(seconds), batch)).split()[-1])
+            total += n
+            if n < batch:
+                break
+        gone[table] = total
+    return gone
+
+
+#: Errors of the database or the network, not of the event: worth retrying (bounded, see
+#: :mod:`.consumer`). Deliberately narrow: a file that is missing (``FileNotFoundError``), a
+#: permission, a bad value are ``OSError``\s or ``ValueError``\s of the *event*, and retrying
+#: them only wedges the stream behind it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,
+    socket.gaierror,  # a name that did not resolve (DNS down)
+    asyncpg.exceptions.PostgresConnectionError,  # 08xxx: connection failures
     asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InterfaceError,  # connection closed under us
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: the server is stopping
+    asyncpg.exceptions.CrashShutdownError,  # 57P02: a backend crashed, all reset
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.QueryCanceledError,
-    TimeoutError,
+    asyncpg.exceptions.QueryCanceledError,  # a statement timeout (bounded per event)
+    asyncpg.exceptions.LockNotAvailableError,
 )
-"""Errors worth retrying: the database or network, not the event."""
+
+#: ``errno``\s of an ``OSError`` that is the network's, not the event's.
+_NETWORK_ERRNOS = frozenset({
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.EAGAIN,
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the infrastructure's (retry) rather than the input's (never retry)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if type(exc) is OSError and exc.errno in _NETWORK_ERRNOS:
+        return True
+    name = type(exc).__module__
+    # aiokafka's retriable errors (a broker away, a leader moving) say so themselves.
+    return name.startswith("aiokafka") and bool(getattr(exc, "retriable", False))

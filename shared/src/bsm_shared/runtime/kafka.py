@@ -44,8 +44,9 @@ def subscribe(
     inputs: list[Topic],
     group: Group,
     max_records: int = 500,
-) -> None:
-    """One batch subscriber for a service's inputs.
+) -> Any:
+    """One batch subscriber for a service's inputs (returned: its ``consumer`` is the
+    AIOKafkaConsumer once started, read for the lag gauges).
 
     Consumer group: ``group`` (one per service; instances share the partitions).
     Ack policy: NACK_ON_ERROR with auto-commit off — the offset is committed only after
@@ -55,7 +56,7 @@ def subscribe(
     party and order.
     """
 
-    @broker.subscriber(*[topics(t) for t in inputs], group_id=topics.group(group),
+    subscriber = broker.subscriber(*[topics(t) for t in inputs], group_id=topics.group(group),
         batch=True,
         max_records=max_records,
         batch_timeout_ms=20,
@@ -64,5 +65,9 @@ def subscribe(
         decoder=_raw_records,
         title=f"{group.value}: " + ", ".join(t.value for t in inputs),
     )
+
+    @subscriber
     async def on_records(records: list[Any]) -> None:
         await consumer.consume(records)
+
+    return subscriber

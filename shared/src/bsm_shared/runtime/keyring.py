@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import asyncpg
+from cachetools import TTLCache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -55,15 +56,15 @@ def sealed_party(value: str) -> str | None:
 class Keyring:
     def __init__(
         self, kek: bytes, *, schema: str = "keyring", ttl: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, max_cached: int = 10_000,
     ) -> None:
         if len(kek) != 32:
             raise ValueError("BSM_KEYRING_KEY must be 32 bytes (base64)")
         self._kek = AESGCM(kek)
         self.s = check_ident(schema)
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[AESGCM, float]] = {}
+        # Bounded, and expired entries go on every access (cachetools expires the whole cache
+        # as it is touched), not only when the same party is looked up again.
+        self._cache: TTLCache[str, AESGCM] = TTLCache(maxsize=max_cached, ttl=ttl, timer=clock)
 
     def migrations(self) -> list[str]:
         """DDL for the keyring, to append to a service's migrations (several services run it:
@@ -94,13 +95,12 @@ class Keyring:
         return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], b"keyring:" + party_id.encode()))
 
     def _cached(self, party_id: str) -> AESGCM | None:
-        hit = self._cache.get(party_id)
-        if hit is None:
-            return None
-        if hit[1] < self._clock():
-            del self._cache[party_id]
-            return None
-        return hit[0]
+        return self._cache.get(party_id)
+
+    def cached_keys(self) -> int:
+        """How many opened keys this process holds now (expired ones already gone)."""
+        self._cache.expire()
+        return len(self._cache)
 
     async def _key(self, conn: asyncpg.Connection, party_id: str, *, create: bool) -> AESGCM | None:
         key = self._cached(party_id)
@@ -129,7 +129,7 @@ class Keyring:
         if wrapped is None:
             return None
         key = self._unwrap(party_id, wrapped)
-        self._cache[party_id] = (key, self._clock() + self._ttl)
+        self._cache[party_id] = key
         return key
 
     def forget(self, party_id: str) -> None:

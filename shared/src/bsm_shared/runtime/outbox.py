@@ -1,9 +1,25 @@
 """The transactional outbox relay: publishes what services recorded, in order, at least once.
 
-Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so several instances of a service can run
-relays on the same table without publishing a row twice concurrently; the producer is
-idempotent with ``acks=all``. A crash after publishing but before marking republishes the same
-bytes (same ``event_id``); consumers drop the duplicate by their ``processed_events`` table.
+Order: rows are published in ``id`` order (the order their transactions wrote them) through an
+idempotent producer (``acks=all``), which keeps the order within each partition — so events with
+the same key (a relationship, a party, an order) reach consumers in the order they were
+recorded. That per-key order is what consumers rely on, and it holds with several instances:
+a relay publishes only while it holds the schema's outbox lock (``pg_try_advisory_xact_lock``),
+so at any moment one relay per schema is publishing; the others wait for their turn. (Several
+relays publishing disjoint rows at once could put a later event of a key before an earlier one.)
+
+Never blocked behind one row: a row Kafka refuses for good (too large, an invalid topic) is
+marked ``failed_at`` with the error, counted (``bsm_outbox_failed_total``), logged as an ERROR,
+and the rows behind it go on. A row that fails "transiently" again and again while the other
+rows of its batch are published (a topic that does not exist and never will, say) is failed the
+same way after ``max_row_attempts``. An outage (every row failing) is retried with capped
+backoff until it ends, visible as ``bsm_outbox_oldest_unpublished_seconds``.
+
+A crash after publishing but before marking republishes the same bytes (same ``event_id``);
+consumers drop the duplicate by their ``processed_events`` table.
+
+Retention: published rows are deleted after ``outbox_retention_hours`` (they are only a
+delivery buffer: Kafka keeps the events); failed rows stay until someone looks at them.
 """
 
 from __future__ import annotations
@@ -15,7 +31,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from .db import TRANSIENT_ERRORS, check_ident
+from .db import check_ident, is_transient
+from .observe import RuntimeMetrics
 
 log = logging.getLogger("bsm.outbox")
 
@@ -42,17 +59,23 @@ async def add_to_outbox(
 
 class OutboxRelay:
     def __init__(
-        self, pool: asyncpg.Pool, schema: str, send: SendFn, *, batch_size: int = 500
+        self, pool: asyncpg.Pool, schema: str, send: SendFn, *, batch_size: int = 500,
+        max_row_attempts: int = 5, metrics: RuntimeMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._schema = check_ident(schema)
         self._send = send
         self._batch_size = batch_size
+        self._max_row_attempts = max_row_attempts
+        self.metrics = metrics or RuntimeMetrics(schema)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Transient failures per row id, and how many rows were published before the first.
+        self._row_failures: dict[int, tuple[int, int]] = {}
         self.published = 0
+        self.failed = 0
 
     def wake(self) -> None:
         """Called after a transaction that added rows commits: publish soon."""
@@ -63,34 +86,80 @@ class OutboxRelay:
         total = 0
         async with self._lock:
             while True:
-                n = await self._publish_batch()
+                n, more = await self._publish_batch()
                 total += n
-                if n < self._batch_size:
+                if not more:
                     return total
 
-    async def _publish_batch(self) -> int:
+    async def _publish_batch(self) -> tuple[int, bool]:
+        """One batch: (rows published, whether more may be waiting)."""
         s = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
+            # One relay per schema at a time (see the module's docstring): per-key order.
+            mine = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"bsm-outbox:{s}"
+            )
+            if not mine:
+                return 0, False  # another instance's relay is publishing; it takes these rows
             rows = await conn.fetch(
-                f"SELECT id, topic, key, payload FROM {s}.outbox WHERE published_at IS NULL "
-                f"ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                f"SELECT id, topic, key, payload FROM {s}.outbox "
+                f"WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
-                return 0
+                return 0, False
             # Send all, then wait for all acks: the idempotent producer keeps per-partition
             # order, and one round trip per batch instead of per row is what makes it fast.
-            futures = [await self._send(r["topic"], r["key"], r["payload"]) for r in rows]
-            await asyncio.gather(*futures)
-            await conn.execute(
-                f"UPDATE {s}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
-            self.published += len(rows)
-            return len(rows)
+            pending: list[tuple[asyncpg.Record, Awaitable[object]]] = []
+            failed: list[tuple[int, str]] = []
+            transient: list[tuple[asyncpg.Record, BaseException]] = []
+            for r in rows:
+                try:
+                    pending.append((r, await self._send(r["topic"], r["key"], r["payload"])))
+                except Exception as exc:  # noqa: BLE001 - sorted: the row's fault or Kafka's
+                    (transient.append((r, exc)) if is_transient(exc)
+                     else failed.append((r["id"], repr(exc))))
+            results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+            done: list[int] = []
+            for (r, _), result in zip(pending, results, strict=True):
+                if not isinstance(result, BaseException):
+                    done.append(r["id"])
+                elif is_transient(result):
+                    transient.append((r, result))
+                else:
+                    failed.append((r["id"], repr(result)))
+            for r, exc in transient:
+                # Counted against the row; failed for good only if Kafka took other rows since
+                # its first failure (then Kafka is up and the row is the problem).
+                n, published_then = self._row_failures.get(r["id"], (0, self.published))
+                self._row_failures[r["id"]] = (n + 1, published_then)
+                if n + 1 >= self._max_row_attempts and self.published + len(done) > published_then:
+                    failed.append((r["id"], f"{n + 1} attempts: {exc!r}"))
+            if transient and not done and not failed:
+                # Nothing got through: Kafka is away. Retry the batch (caller's backoff).
+                raise transient[0][1]
+            if done:
+                await conn.execute(
+                    f"UPDATE {s}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    done,
+                )
+            if failed:
+                await conn.executemany(
+                    f"UPDATE {s}.outbox SET failed_at = now(), error = $2 WHERE id = $1", failed
+                )
+                for row_id, error in failed:
+                    self._row_failures.pop(row_id, None)
+                    log.error("outbox %s: row %d refused for good, marked failed: %s", s,
+                              row_id, error)
+                self.failed += len(failed)
+                self.metrics.outbox_failed.labels(s).inc(len(failed))
+            self.published += len(done)
+            self.metrics.outbox_published.labels(s).inc(len(done))
+            more = len(rows) == self._batch_size or bool(failed)
+            return len(done), more
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        backoff = 0.2
+        attempt = 0
         # Stopping is a flag, not only a cancellation: on Python 3.11 `asyncio.wait_for` can
         # swallow a cancel that arrives as the wake-up fires, and the loop would never end.
         while not self._stopping:
@@ -101,18 +170,22 @@ class OutboxRelay:
                 return
             try:
                 await self.flush()
-                backoff = 0.2
+                attempt = 0
+                self.metrics.retry_attempt.labels(self._schema, "outbox").set(0)
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT_ERRORS as exc:
-                log.warning("outbox relay: transient error, retrying in %.1fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                self._wake.set()
-            except Exception:  # noqa: BLE001 - a relay must not die; it retries with backoff
-                log.exception("outbox relay: publish failed, retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:  # noqa: BLE001 - a relay must not die; it retries
+                attempt += 1
+                delay = min(30.0, 0.2 * 2 ** (attempt - 1))
+                self.metrics.retries.labels(self._schema, "outbox").inc()
+                self.metrics.retry_attempt.labels(self._schema, "outbox").set(attempt)
+                if is_transient(exc) and attempt % 10:
+                    log.warning("outbox relay %s: transient error, retrying in %.1fs: %r",
+                                self._schema, delay, exc)
+                else:
+                    log.error("outbox relay %s: publishing failed %d times, retrying in %.1fs: "
+                              "%r", self._schema, attempt, delay, exc)
+                await asyncio.sleep(delay)
                 self._wake.set()
 
     def start(self) -> None:

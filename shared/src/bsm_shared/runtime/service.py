@@ -22,8 +22,9 @@ from faststream import FastStream
 
 from ..topics import Group, Topic
 from .consumer import BatchHooks, EventConsumer, Handler, Outgoing, Record
-from .db import create_pool, migrate
+from .db import check_ident, create_pool, is_transient, migrate, prune
 from .kafka import make_broker, subscribe
+from .observe import RuntimeMetrics
 from .outbox import OutboxRelay, add_to_outbox, stop_task
 from .settings import ServiceSettings
 
@@ -63,10 +64,13 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
+        self.metrics = RuntimeMetrics(name)
+        self._group = group
+        self.subscriber: Any = None
         #: Called after every transaction that recorded effects (wakes the relay, workers).
         self.committed_callbacks: list[Callable[[], None]] = []
         if inputs:
-            subscribe(
+            self.subscriber = subscribe(
                 self.broker, self, topics=self.topics, inputs=list(inputs), group=group,
                 max_records=max_records,
             )
@@ -93,7 +97,7 @@ class ServiceRuntime:
         else:
             self.pool = await create_pool(dsn, size=self.settings.db_pool_size)
             await migrate(self.pool, self.schema, self._migrations)
-        self.relay = OutboxRelay(self.pool, self.schema, self.send)
+        self.relay = OutboxRelay(self.pool, self.schema, self.send, metrics=self.metrics)
         self.consumer = EventConsumer(
             name=self.name,
             pool=self.pool,
@@ -106,6 +110,8 @@ class ServiceRuntime:
             clock=self.clock,
             accept_untrusted=self._accept_untrusted,
             hooks=self._make_hooks(self) if self._make_hooks else None,
+            max_event_retries=self.settings.max_event_retries,
+            metrics=self.metrics,
         )
 
     def _committed(self) -> None:
@@ -126,6 +132,12 @@ class ServiceRuntime:
         self.relay.start()
         self.relay.wake()  # publish whatever an earlier run left in the outbox
         self._tasks.append(asyncio.create_task(self.consumer.run_sweeper(), name="sweeper"))
+        self._tasks.append(asyncio.create_task(self.run_housekeeping(), name="housekeeping"))
+        if self.settings.prometheus_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(self.settings.prometheus_port, addr="127.0.0.1",
+                              registry=self.metrics.registry)
         for job in self._background:
             self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
         _ready_file(self.name, create=True)
@@ -149,6 +161,73 @@ class ServiceRuntime:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+
+    # -- housekeeping: what makes a stuck service visible, and what keeps tables bounded ------
+    async def run_housekeeping(self, every_seconds: float = 5.0,
+                               prune_every_seconds: float = 600.0) -> None:
+        """Refresh the gauges every few seconds; prune every ten minutes (and at start)."""
+        last_prune = -prune_every_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.observe()
+                if loop.time() - last_prune >= prune_every_seconds:
+                    await self.prune()
+                    last_prune = loop.time()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - gauges must not take the service down
+                (log.warning if is_transient(exc) else log.error)(
+                    "%s: housekeeping failed: %r", self.name, exc)
+            await asyncio.sleep(every_seconds)
+
+    async def observe(self) -> dict[str, float]:
+        """Update the outbox, deferred and lag gauges; returns the figures (for tests)."""
+        assert self.pool is not None
+        s = check_ident(self.schema)
+        row = await self.pool.fetchrow(
+            f"""SELECT count(*) AS pending,
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest
+                FROM {s}.outbox WHERE published_at IS NULL AND failed_at IS NULL"""
+        )
+        deferred = await self.pool.fetchval(f"SELECT count(*) FROM {s}.deferred")
+        m = self.metrics
+        m.outbox_pending.labels(s).set(row["pending"])
+        m.outbox_oldest.labels(s).set(float(row["oldest"]))
+        m.deferred.labels(s).set(deferred)
+        lag = await self._lag()
+        return {"outbox_pending": row["pending"], "outbox_oldest_seconds": float(row["oldest"]),
+                "deferred": deferred, "lag": sum(lag.values())}
+
+    async def _lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition: end offset minus the group's committed offset."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None:
+            return {}
+        parts = list(consumer.assignment())
+        if not parts:
+            return {}
+        ends = await consumer.end_offsets(parts)
+        group = self.topics.group(self._group)
+        lag: dict[tuple[str, int], int] = {}
+        for tp in parts:
+            committed = await consumer.committed(tp)
+            lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - (committed or 0))
+            self.metrics.lag.labels(group, tp.topic, str(tp.partition)).set(
+                lag[(tp.topic, tp.partition)])
+        return lag
+
+    async def prune(self) -> dict[str, int]:
+        """Delete published outbox rows and processed ids past their retention."""
+        assert self.pool is not None
+        gone = await prune(self.pool, self.schema,
+                           outbox_seconds=self.settings.outbox_retention_hours * 3600,
+                           processed_seconds=self.settings.processed_retention_days * 86400)
+        for table, n in gone.items():
+            if n:
+                self.metrics.pruned.labels(self.schema, table).inc(n)
+                log.info("%s: pruned %d %s rows past retention", self.name, n, table)
+        return gone
 
     def faststream_app(self) -> FastStream:
         """A FastStream application running this runtime (for services without HTTP)."""

@@ -62,6 +62,24 @@ class ServiceSettings(BaseSettings):
         "migrations ran as the login role: least privilege at run time.",
     )
     log_level: str = Field(default="INFO", description="Log level.")
+    prometheus_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Serve the runtime's Prometheus metrics on this port (0: not served; the "
+        "services with an HTTP API serve them on their own `/metrics`).",
+    )
+    max_event_retries: int = Field(
+        default=5, ge=1,
+        description="Attempts of one event failing with a transient error while the database "
+        "answers, before it is dead-lettered (`retries_exhausted`).",
+    )
+    outbox_retention_hours: float = Field(
+        default=168.0, gt=0, description="How long published outbox rows are kept."
+    )
+    processed_retention_days: float = Field(
+        default=30.0, gt=0,
+        description="How long processed event ids are kept (redeliveries older than this would "
+        "apply twice).",
+    )
     keyring_key: SecretStr | None = Field(
         default=None,
         validation_alias=_common("BSM_KEYRING_KEY"),

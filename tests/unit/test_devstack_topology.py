@@ -50,8 +50,12 @@ def test_extra_instances_of_the_doors_get_their_own_ports_and_say_so_in_their_se
     topo = Topology(scale=parse_scale("gateway=2,alias=2,policy=2"))
     gateway2 = topo.instance("gateway-2")
     assert gateway2.port == 18090 and gateway2.env() == {"BSM_GATEWAY_HTTP_PORT": "18090"}
+    assert topo.instance("alias-2").env()["BSM_ALIAS_PROMETHEUS_PORT"] == "18092"
     assert topo.instance("alias-2").env()["BSM_SMTP_INBOUND"] == "127.0.0.1:12535"
-    assert topo.instance("policy-2").port is None and topo.instance("policy-2").env() == {}
+    assert topo.instance("policy-2").port is None
+    assert topo.instance("policy-2").env() == {"BSM_POLICY_PROMETHEUS_PORT": "18093"}
+    assert topo.instance("alias").metrics_url == "http://127.0.0.1:18082/metrics"
+    assert topo.instance("gateway-2").metrics_url == "http://127.0.0.1:18090/metrics"
     assert topo.env()["BSM_GATEWAY_URLS"] == "http://127.0.0.1:18080,http://127.0.0.1:18090"
     assert topo.env()["BSM_SMTP_INBOUNDS"] == "127.0.0.1:12525,127.0.0.1:12535"
 

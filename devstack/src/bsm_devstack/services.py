@@ -207,9 +207,10 @@ def start_instance(paths: StackPaths, inst: Instance, python: Path, *,
                    quiet: bool = False) -> int:
     """Start one instance and wait until it is ready (HTTP health, or the ready file the
     runtime writes holding this process's pid, or a settle time without a traceback)."""
-    if inst.port is not None and procs.port_open(HOST, inst.port):
-        raise StackError(f"{inst.name}: port {HOST}:{inst.port} is in use by another process "
-                         "(not started by this stack)")
+    for port in (inst.port, inst.prometheus_port):
+        if port is not None and procs.port_open(HOST, port):
+            raise StackError(f"{inst.name}: port {HOST}:{port} is in use by another process "
+                             "(not started by this stack)")
     log = paths.log(inst.name)
     ready_file = paths.ready_file(inst.service)  # the runtime names it after the service
     offset = file_size(log)

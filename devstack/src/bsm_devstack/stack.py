@@ -373,9 +373,10 @@ def status(paths: StackPaths) -> None:
     table.add_column("pid", justify="right")
     table.add_column("state")
     table.add_column("address")
+    table.add_column("runtime metrics")
 
-    def row(name: str, pid: int | None, address: str) -> None:
-        table.add_row(name, str(pid) if pid else "-", _state(pid is not None), address)
+    def row(name: str, pid: int | None, address: str, metrics: str = "") -> None:
+        table.add_row(name, str(pid) if pid else "-", _state(pid is not None), address, metrics)
 
     for node in kafka.nodes(paths, topo):
         row(node.name, kafka_pid(paths, node) if exists else None, node.broker.address)
@@ -386,10 +387,11 @@ def status(paths: StackPaths) -> None:
     row(services.MAILSINK, services.mailsink_pid(paths) if exists else None,
         f"smtp://{HOST}:{topo.smtp_relay_port}")
     for inst in topo.instances():
-        row(inst.name, services.instance_pid(paths, inst) if exists else None, inst.address)
+        row(inst.name, services.instance_pid(paths, inst) if exists else None, inst.address,
+            inst.metrics_url)
     for marker, pid in services.stray_instances(paths, topo) if exists else []:
         table.add_row(marker.removeprefix("bsm-instance="), str(pid),
-                      Text("stray (not in the scale)", style="yellow"), "-")
+                      Text("stray (not in the scale)", style="yellow"), "-", "")
     console.print(table)
 
     kafka_up = any(kafka_pid(paths, n) for n in kafka.nodes(paths, topo)) if exists else False

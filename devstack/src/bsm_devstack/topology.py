@@ -54,6 +54,9 @@ SERVICE_NAMES: tuple[str, ...] = ("alias", "policy", "delivery", "metrics", "gat
 SERVICE_BASE_PORTS: dict[str, int] = {
     "alias": SMTP_INBOUND_PORT, "metrics": METRICS_PORT, "gateway": GATEWAY_PORT,
 }
+#: Where the services without an HTTP API serve their runtime's Prometheus metrics
+#: (``BSM_<SERVICE>_PROMETHEUS_PORT``; metrics and gateway serve them on their own /metrics).
+PROMETHEUS_BASE_PORTS: dict[str, int] = {"alias": 18082, "policy": 18083, "delivery": 18084}
 
 
 class TopologyError(ValueError):
@@ -150,6 +153,7 @@ class Instance:
     service: str
     index: int  # 1-based
     port: int | None  # the door's port (HTTP or SMTP), None for pure consumers
+    prometheus_port: int | None = None  # its own Prometheus endpoint (no HTTP API)
 
     @property
     def name(self) -> str:
@@ -171,19 +175,32 @@ class Instance:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def metrics_url(self) -> str:
+        """Where the instance's runtime metrics (lag, outbox, dead letters, retries) are."""
+        if self.prometheus_port is not None:
+            return f"http://{HOST}:{self.prometheus_port}/metrics"
+        if self.service in ("metrics", "gateway") and self.port is not None:
+            return f"http://{HOST}:{self.port}/metrics"
+        return "-"
+
+    @property
     def health_url(self) -> str | None:
         if self.service in ("metrics", "gateway") and self.port is not None:
             return f"http://{HOST}:{self.port}/health"
         return None
 
     def env(self) -> dict[str, str]:
-        """Per-instance settings on top of ``.stack/env``: the door's port."""
+        """Per-instance settings on top of ``.stack/env``: the door's and the Prometheus
+        endpoint's ports."""
+        out: dict[str, str] = {}
+        if self.prometheus_port is not None:
+            out[f"BSM_{self.service.upper()}_PROMETHEUS_PORT"] = str(self.prometheus_port)
         if self.port is None:
-            return {}
+            return out
         if self.service == "alias":
             address = f"{HOST}:{self.port}"
-            return {"BSM_SMTP_INBOUND": address, "BSM_ALIAS_SMTP_INBOUND": address}
-        return {f"BSM_{self.service.upper()}_HTTP_PORT": str(self.port)}
+            return {**out, "BSM_SMTP_INBOUND": address, "BSM_ALIAS_SMTP_INBOUND": address}
+        return {**out, f"BSM_{self.service.upper()}_HTTP_PORT": str(self.port)}
 
 
 @dataclass(frozen=True)
@@ -221,10 +238,11 @@ class Topology:
         names = [service] if service else list(SERVICE_NAMES)
         out: list[Instance] = []
         for name in names:
-            base = SERVICE_BASE_PORTS.get(name)
+            base, prom = SERVICE_BASE_PORTS.get(name), PROMETHEUS_BASE_PORTS.get(name)
             for k in range(1, self.scale.get(name, 1) + 1):
-                port = None if base is None else self.port(base + INSTANCE_PORT_STRIDE * (k - 1))
-                out.append(Instance(name, k, port))
+                step = INSTANCE_PORT_STRIDE * (k - 1)
+                out.append(Instance(name, k, None if base is None else self.port(base + step),
+                                    None if prom is None else self.port(prom + step)))
         return out
 
     def instance(self, name: str) -> Instance:
@@ -241,6 +259,8 @@ class Topology:
         for b in self.kafka_brokers():
             ports += [(b.name, b.port), (f"{b.name} controller", b.controller_port)]
         ports += [(i.name, i.port) for i in self.instances() if i.port is not None]
+        ports += [(f"{i.name} metrics", i.prometheus_port) for i in self.instances()
+                  if i.prometheus_port is not None]
         return ports
 
     # -- addresses ----------------------------------------------------------------------------

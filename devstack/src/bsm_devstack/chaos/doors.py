@@ -83,8 +83,8 @@ class Doors:
             attempt += 1
             try:
                 r = await self.http.request(method, url, headers=headers, **kwargs)
-            except httpx.HTTPError as exc:
-                last, last_code = f"{type(exc).__name__}: {exc}", None
+            except httpx.HTTPError as exc:  # (the last answer, if any, is kept in last_code)
+                last = f"{type(exc).__name__}: {exc}" if last_code is None else last
                 await asyncio.sleep(min(0.25 * attempt, 3))
                 continue
             if r.status_code in TEMPORARY_HTTP:
@@ -121,7 +121,8 @@ class Doors:
             code, text = await self._send_mail(host, port, sender, to, raw,
                                                raw_size=op.kind == "smtp_oversized")
             if code is None or 400 <= code < 500:
-                last, last_code = text, code
+                if code is not None or last_code is None:  # keep the door's last answer
+                    last, last_code = text, code
                 await asyncio.sleep(min(0.25 * attempt, 3))
                 continue
             if 200 <= code < 300:

@@ -135,21 +135,21 @@ class Nemesis:
             if kind == "broker":
                 node = self.rng.randrange(1, self.topo.brokers + 1)
                 say(f"nemesis: SIGKILL Kafka node {node} (down 5 s)")
-                await asyncio.to_thread(faults_mod.kill_broker, self.paths, node,
-                                        down_seconds=5.0, topo=self.topo)
                 self.done.append(Fault(at, "broker", f"kafka-{node}", ""))
+                await asyncio.to_thread(faults_mod.kill_broker, self.paths, node,
+                                        down_seconds=5.0, topo=self.topo, wait_ready=240.0)
             elif kind == "postgres":
                 say("nemesis: crash PostgreSQL (pg_ctl stop -m immediate, down 2 s)")
+                self.done.append(Fault(at, "postgres", "postgres", ""))
                 await asyncio.to_thread(faults_mod.crash_postgres, self.paths,
                                         down_seconds=2.0, topo=self.topo)
-                self.done.append(Fault(at, "postgres", "postgres", ""))
             else:
                 inst = self.rng.choice(self.topo.instances(service))
                 down = round(self.rng.uniform(0, 2), 1)
                 say(f"nemesis: SIGKILL {inst.name} (down {down} s)")
+                self.done.append(Fault(at, "kill", inst.name, inst.service))
                 await asyncio.to_thread(faults_mod.kill_instance, self.paths, inst.name,
                                         down_seconds=down, topo=self.topo)
-                self.done.append(Fault(at, "kill", inst.name, inst.service))
         except Exception as exc:  # noqa: BLE001 - healed afterwards, reported
             self.failures.append(f"{type(exc).__name__}: {exc}")
             say(f"nemesis: restart failed: {exc}")

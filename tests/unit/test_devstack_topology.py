@@ -38,6 +38,13 @@ def test_an_offset_moves_every_port_of_the_stack_and_nothing_else():
     assert moved.database_url.endswith(":16432/bsm")
 
 
+def test_a_stack_at_offset_1000_never_takes_a_port_of_the_default_stack():
+    scale = parse_scale("alias=6,policy=6,delivery=6,metrics=6,gateway=6")
+    default = {p for _, p in Topology(brokers=3, scale=scale).all_ports()}
+    moved = {p for _, p in Topology(port_offset=1000, brokers=3, scale=scale).all_ports()}
+    assert not default & moved
+
+
 def test_no_two_parts_of_a_scaled_three_broker_stack_share_a_port():
     topo = Topology(port_offset=1000, brokers=3, scale=parse_scale(
         "alias=6,policy=6,delivery=6,metrics=6,gateway=6"))
@@ -50,11 +57,11 @@ def test_extra_instances_of_the_doors_get_their_own_ports_and_say_so_in_their_se
     topo = Topology(scale=parse_scale("gateway=2,alias=2,policy=2"))
     gateway2 = topo.instance("gateway-2")
     assert gateway2.port == 18090 and gateway2.env() == {"BSM_GATEWAY_HTTP_PORT": "18090"}
-    assert topo.instance("alias-2").env()["BSM_ALIAS_PROMETHEUS_PORT"] == "18092"
+    assert topo.instance("alias-2").env()["BSM_ALIAS_PROMETHEUS_PORT"] == "18192"
     assert topo.instance("alias-2").env()["BSM_SMTP_INBOUND"] == "127.0.0.1:12535"
     assert topo.instance("policy-2").port is None
-    assert topo.instance("policy-2").env() == {"BSM_POLICY_PROMETHEUS_PORT": "18093"}
-    assert topo.instance("alias").metrics_url == "http://127.0.0.1:18082/metrics"
+    assert topo.instance("policy-2").env() == {"BSM_POLICY_PROMETHEUS_PORT": "18193"}
+    assert topo.instance("alias").metrics_url == "http://127.0.0.1:18182/metrics"
     assert topo.instance("gateway-2").metrics_url == "http://127.0.0.1:18090/metrics"
     assert topo.env()["BSM_GATEWAY_URLS"] == "http://127.0.0.1:18080,http://127.0.0.1:18090"
     assert topo.env()["BSM_SMTP_INBOUNDS"] == "127.0.0.1:12525,127.0.0.1:12535"

@@ -54,9 +54,10 @@ SERVICE_NAMES: tuple[str, ...] = ("alias", "policy", "delivery", "metrics", "gat
 SERVICE_BASE_PORTS: dict[str, int] = {
     "alias": SMTP_INBOUND_PORT, "metrics": METRICS_PORT, "gateway": GATEWAY_PORT,
 }
-#: Where the services without an HTTP API serve their runtime's Prometheus metrics
+#: Where the services without an HTTP API serve their runtime's Prometheus metrics (a block of
+#: its own: with offsets in thousands, no port of one stack is a port of another)
 #: (``BSM_<SERVICE>_PROMETHEUS_PORT``; metrics and gateway serve them on their own /metrics).
-PROMETHEUS_BASE_PORTS: dict[str, int] = {"alias": 18082, "policy": 18083, "delivery": 18084}
+PROMETHEUS_BASE_PORTS: dict[str, int] = {"alias": 18182, "policy": 18183, "delivery": 18184}
 
 
 class TopologyError(ValueError):

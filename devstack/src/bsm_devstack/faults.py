@@ -61,17 +61,7 @@ def instances(paths: StackPaths, topo: Topology | None = None) -> list[InstanceS
 
 def sigkill(pid: int) -> None:
     """SIGKILL ``pid`` and its process group (a service's own children die with it)."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if pgid == pid:
-            os.killpg(pgid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    procs.signal_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while procs.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -134,20 +134,21 @@ def terminate(pid: int, timeout: float = 15.0) -> str:
     to ``timeout`` s, then SIGKILL. Returns "stopped", "killed" or "gone"."""
     if not pid_alive(pid):
         return "gone"
-    _signal(pid, signal.SIGTERM)
+    signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid) and not _group_alive(pid):
             return "stopped"
         time.sleep(0.1)
-    _signal(pid, signal.SIGKILL)
+    signal_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
     return "killed"
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pid`` leads (to ``pid`` alone if it leads none)."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:

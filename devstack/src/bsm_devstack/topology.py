@@ -69,13 +69,18 @@ class TopologyError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def parse_offset(value: str | None) -> int:
+def _whole(name: str, value: str | None, default: int) -> int:
+    """``value`` as a whole number (``default`` when unset or blank)."""
     if value is None or not value.strip():
-        return 0
+        return default
     try:
-        offset = int(value.strip())
+        return int(value.strip())
     except ValueError:
-        raise TopologyError(f"{ENV_PORT_OFFSET}={value!r} is not a whole number") from None
+        raise TopologyError(f"{name}={value!r} is not a whole number") from None
+
+
+def parse_offset(value: str | None) -> int:
+    offset = _whole(ENV_PORT_OFFSET, value, 0)
     if not 0 <= offset <= MAX_PORT_OFFSET:
         raise TopologyError(f"{ENV_PORT_OFFSET}={offset}: must be between 0 and "
                             f"{MAX_PORT_OFFSET} (ports stay below 65536)")
@@ -83,12 +88,7 @@ def parse_offset(value: str | None) -> int:
 
 
 def parse_brokers(value: str | None) -> int:
-    if value is None or not value.strip():
-        return 1
-    try:
-        n = int(value.strip())
-    except ValueError:
-        raise TopologyError(f"{ENV_BROKERS}={value!r} is not a whole number") from None
+    n = _whole(ENV_BROKERS, value, 1)
     if n not in BROKER_COUNTS:
         raise TopologyError(f"{ENV_BROKERS}={n}: the local stack runs 1 broker or a cluster "
                             "of 3 (a quorum of 3 survives one node down; 2 would not)")

@@ -120,3 +120,9 @@ def test_a_stored_mail_gives_its_message_id_and_header_injection_shows():
     injected = (b"Message-ID: <m3@x>\r\nSubject: =?utf-8?b?"
                 + __import__("base64").b64encode(b"a\r\nb") + b"?=\r\n\r\nbody")
     assert observe.unsafe_parts(injected) == "CR/LF in the decoded subject"
+
+
+def test_the_longest_pause_in_outcomes_counts_from_the_start_and_to_the_end():
+    assert observe.longest_pause([], 10.0, 15.0) == 5.0
+    assert observe.longest_pause([11.0, 12.0, 17.0], 10.0, 20.0) == 5.0
+    assert observe.longest_pause([1.0, 10.5, 30.0], 10.0, 12.0) == 1.5

@@ -73,6 +73,13 @@ class Health:
                 and all(o.error is None and o.pending == 0 for o in self.outboxes.values()))
 
 
+def partition_lag(committed: int | None, start: int, end: int) -> int:
+    """Records of a partition the group has not committed: from its committed offset (the log
+    start when it never committed, or committed before records were deleted) to the end."""
+    position = start if committed is None or committed < start else committed
+    return max(0, end - position)
+
+
 def bsm_groups(prefix: str = "") -> list[str]:
     from bsm_shared.topics import Group, TopicNames
 
@@ -169,8 +176,7 @@ class Probe:
             starts = await self.beginning_offsets(tps)
             for tp in tps:
                 done = committed.get(tp)
-                position = done.offset if done is not None and done.offset >= 0 else starts[tp]
-                lag = max(0, ends[tp] - position)
+                lag = partition_lag(None if done is None else done.offset, starts[tp], ends[tp])
                 result.lag += lag
                 result.by_topic[tp.topic] = result.by_topic.get(tp.topic, 0) + lag
         except Exception as exc:  # noqa: BLE001 - a measurement, reported, never raised

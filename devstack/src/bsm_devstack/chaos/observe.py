@@ -9,6 +9,7 @@ import email
 import email.policy
 import json
 import re
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -86,6 +87,7 @@ class Observer:
         self.outcomes: dict[str, set[str]] = defaultdict(set)
         self.submitted: dict[str, Position] = {}  # message id → its MessageSubmitted
         self.addressed: dict[str, tuple[str, str]] = {}  # message id → (sender, recipient alias)
+        self.outcome_times: list[float] = []  # monotonic time each new outcome was read
         self._positions: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -128,6 +130,8 @@ class Observer:
             self.events.append(seen)
             if seen.message_id:
                 if seen.type == "Delivered" or (seen.type == "Bounced" and not seen.after_delivery):
+                    if not self.outcomes[seen.message_id]:
+                        self.outcome_times.append(time.monotonic())
                     self.outcomes[seen.message_id].add(seen.event_id or "")
                 elif seen.type == "MessageSubmitted":
                     self.submitted.setdefault(seen.message_id, seen.position)
@@ -242,6 +246,13 @@ def sink_mails(sink: Path, before: set[str], deep: set[str]) -> tuple[dict[str, 
         if problem:
             problems[key] = problem
     return dict(counts), problems
+
+
+def longest_pause(times: list[float], start: float, end: float) -> float:
+    """The longest stretch within [start, end] without a new outcome (pure)."""
+    inside = sorted(t for t in times if start <= t <= end)
+    marks = [start, *inside, end]
+    return max((b - a for a, b in zip(marks, marks[1:])), default=0.0)
 
 
 def describe_dead_letter(dl: DeadLetter) -> dict[str, Any]:

@@ -176,6 +176,7 @@ class Run:
         self.observer = observe.Observer(self.env["KAFKA_BOOTSTRAP_SERVERS"])
         self.timings: dict[str, float] = {}
         self.done_ops = 0
+        self.chaos_window = (0.0, 0.0)
 
     def check_stack(self) -> None:
         dead = [s.name for s in faults_mod.instances(self.paths, self.topo) if not s.alive]
@@ -233,6 +234,7 @@ class Run:
                                                   f"~{self.cfg.fault_interval:.0f} s"
                                                   if nemesis else ", no faults"))
         t = time.monotonic()
+        self.chaos_window = (t, t)
         nemesis_task = asyncio.create_task(nemesis.run()) if nemesis else None
         gate = asyncio.Semaphore(self.cfg.concurrency)
 
@@ -263,10 +265,12 @@ class Run:
                     "remaining planned fault(s)")
             await nemesis_task
             self.timings["faults"] = time.monotonic() - t
+            self.chaos_window = (t, time.monotonic())
             if nemesis.failures:
                 say(f"nemesis: {len(nemesis.failures)} restart(s) failed: "
                     + "; ".join(nemesis.failures[:3]))
             return nemesis.done
+        self.chaos_window = (t, time.monotonic())
         return []
 
     def expected_outcomes(self) -> set[str]:
@@ -383,6 +387,10 @@ class Run:
             f"mails {sum(obs.mails.values())}, indeterminate operations {v.indeterminate}")
         say(f"out of order: PolicyChecked {v.out_of_order}; outcomes reordered against "
             f"PolicyChecked (information) {v.reordered_outcomes}")
+        pause = observe.longest_pause(self.observer.outcome_times, *self.chaos_window)
+        self.timings["longest_pause_in_outcomes"] = pause
+        say(f"flow: the longest stretch without a new outcome while the faults struck was "
+            f"{pause:.1f} s")
         say("hostile inputs: " + "; ".join(f"{k} {s} {c if c is not None else ''}×{n}".replace(" ×", "×")
                                            for (k, s, c), n in sorted(hostile.items(),
                                                                       key=lambda x: str(x))))

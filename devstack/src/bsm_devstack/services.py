@@ -172,7 +172,11 @@ def stray_instances(paths: StackPaths, topology: Topology) -> list[tuple[str, in
     found: list[tuple[str, int]] = []
     for pid in procs.find_processes(["-X", "bsm-instance="], cwd=paths.root):
         marker = next((a for a in procs.cmdline(pid) if a.startswith("bsm-instance=")), None)
-        if marker is not None and marker not in wanted and os.getsid(pid) == pid:
+        try:
+            leader = os.getsid(pid) == pid
+        except ProcessLookupError:
+            continue
+        if marker is not None and marker not in wanted and leader:
             found.append((marker, pid))
     return found
 

@@ -189,7 +189,8 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
     assert open(saved, "rb").read() == invoice  # the seller's own copy, from the browser
     assert by_buyer.status_code == 200 and by_buyer.content == invoice  # the recipient's
     assert by_buyer.headers["x-content-type-options"] == "nosniff"
-    assert by_buyer.headers["content-disposition"] == "attachment; filename*=UTF-8''factura.txt"
+    assert by_buyer.headers["content-disposition"] == (
+        "attachment; filename=\"factura.txt\"; filename*=utf-8''factura.txt")
     assert by_stranger.status_code == 404 and wrong_file.status_code == 404
     from tests.e2e.test_message_path import sink_mail
 

@@ -34,8 +34,11 @@ def signed(env, raw: dict, producer: str) -> bytes:
 
 
 async def test_dispute_and_operators_see_the_timeline_with_verification_and_parties_get_403(
-    kafka, env, prefix, settings_for, gateway_settings
+    kafka, env, prefix, settings_for, gateway_settings, expect
 ):
+    # The fake Delivered is signed by the gateway, which may not write it: the consumers
+    # dead-letter it (and the record keeps it, flagged).
+    expect.dead_letter("wrong_producer", topic="bsm.messages.delivered.dlq")
     oid = "o-" + uid()
     t0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
     question = delivered("q-" + uid(), conversation="c", sender_role="buyer", at=t0,

@@ -557,3 +557,18 @@ def test_a_message_with_thousands_of_violations_lists_the_first_ones_and_its_dec
     event = build_event(PolicyCheckedEvent, data, event_id=__import__("uuid").uuid4(),
                         occurred_at=NOW, producer="policy", correlation_id=msg.message_id)
     assert to_wire(event, None)  # within MAX_EVENT_BYTES, or it raises EventTooLarge
+
+
+def test_html_that_sanitising_would_make_too_large_to_travel_is_refused_naming_the_size():
+    """Sanitising escapes text into entities (``<`` → ``&lt;``): 200 KB of ``<`` would become a
+    decision far over a Kafka record. The message is refused, explained, and its HTML left out
+    of the decision."""
+    from bsm_shared.contract.limits import MAX_BODY_BYTES, MAX_SANITIZED_BODY_BYTES
+
+    msg = from_seller(text=None, html="<p>" + "<" * (MAX_BODY_BYTES - 10) + "</p>",
+                      sender_locale="es-ES")
+    decision = engine.decide(msg, ctx())
+    assert "message_too_large" in codes(decision) and decision.html is None
+    [v] = [v for v in decision.violations if v.code == "message_too_large"]
+    assert v.rule == "C3" and str(MAX_SANITIZED_BODY_BYTES) in v.detail
+    assert v.detail.startswith("Una vez saneado") and "adjunto" in v.remedy

@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 from uuid import UUID
 
 import filetype
@@ -39,6 +38,7 @@ from bsm_shared.contract import (
 )
 from bsm_shared.contract import events as ev
 from bsm_shared.contract import payloads as p
+from bsm_shared.contract.limits import MAX_EVENT_BYTES, EventTooLarge
 from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
 from bsm_shared.runtime import links
 from bsm_shared.runtime.consumer import Outgoing
@@ -46,7 +46,7 @@ from bsm_shared.runtime.keyring import Erased
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
-from . import core, i18n, metrics_client, notifications, policy, web
+from . import core, door, i18n, metrics_client, notifications, policy, web
 from .auth import AuthError, Principal, read_token
 from .errors import ApiError, install
 from .models import (
@@ -58,6 +58,8 @@ from .readmodel import INPUTS, ReadModel, migrations
 from .settings import GatewaySettings
 
 PRODUCER = "gateway"
+#: Where files are uploaded: the one route whose body may be larger than a message (`.door`).
+UPLOAD_PATH = "/v1/attachments"
 
 
 class SellerSettingsOut(BaseModel):
@@ -276,6 +278,7 @@ class Gateway:
         if body.text is None and body.html is None and not body.attachments:
             raise ApiError(422, "invalid_request", "A message needs `text`, `html` or an "
                            "attachment.")
+        attachments = self.attachments(body)
         if body.in_reply_to is not None and who.is_party:
             answered = await self.message_row(body.in_reply_to)
             if answered is None or who.party_id not in (
@@ -297,21 +300,27 @@ class Gateway:
         if (recipient_id is None) == (recipient_alias is None):
             raise ApiError(422, "invalid_request", "Name the order or the answered message "
                            "(or exactly one of `recipient_party_id` and `recipient_alias`).")
-        attachments = [self.attachment_ref(a.sha256, a.filename) for a in body.attachments]
         message_id = str(self.new_id())
         now = self.rt.clock()
+        # An attachment-only message has an empty text (the contract wants a body part).
+        text = "" if body.text is None and body.html is None else body.text
         data = p.MessageSubmitted(
             message_id=message_id, channel=body.channel, sender=p.PartyRef(party_id=who.party_id),
             recipient=p.PartyRef(party_id=recipient_id, address=recipient_alias),
             order_id=order_id, contact_reason=body.contact_reason, subject=body.subject,
-            text=body.text, html=body.html, in_reply_to=body.in_reply_to,
+            text=text, html=body.html, in_reply_to=body.in_reply_to,
             attachments=attachments, submitted_at=now,
         )
         event = build_event(MessageSubmittedEvent, data, event_id=self.new_id(), occurred_at=now,
                             producer=PRODUCER, correlation_id=message_id)
         try:
-            await self.rt.broker.publish(to_wire(event, self.rt.signer),
-                                         topic=self.rt.topics(Topic.SUBMITTED),
+            wire = to_wire(event, self.rt.signer)
+        except EventTooLarge as exc:  # within the body limit, but escaped beyond a record
+            raise ApiError(413, "message_too_large", f"{exc}. Shorten the text or HTML (control "
+                           "characters count six times).", limit=MAX_EVENT_BYTES,
+                           size=exc.size) from None
+        try:
+            await self.rt.broker.publish(wire, topic=self.rt.topics(Topic.SUBMITTED),
                                          key=message_id.encode())
         except Exception:  # noqa: BLE001 - any publish failure means: not accepted
             raise ApiError(503, "unavailable", "The message could not be recorded; nothing "
@@ -324,8 +333,8 @@ class Gateway:
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'submitted')
                 ON CONFLICT DO NOTHING""",
             message_id, order_id, who.party_id, recipient_id,
-            who.role if who.is_party else None, body.channel, body.contact_reason, body.subject,
-            body.text, body.html, body.in_reply_to,
+            who.role if who.is_party else None, body.channel, body.contact_reason, data.subject,
+            data.text, data.html, body.in_reply_to,
             json.dumps([a.model_dump(mode="json") for a in attachments]), now)
         return message_id
 
@@ -392,6 +401,16 @@ class Gateway:
     def blob_path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256
 
+    def attachments(self, body: SendMessage) -> list[p.AttachmentRef]:
+        """The message's attachments as references, once they fit the shared limits (and the
+        body with them): ``413`` naming the limit and the size otherwise."""
+        refs = [self.attachment_ref(a.sha256, a.filename) for a in body.attachments]
+        too_large = core.size_refusal(body.text, body.html, [a.size for a in refs])
+        if too_large is not None:
+            raise ApiError(413, too_large.code, too_large.message, limit=too_large.limit,
+                           size=too_large.size)
+        return refs
+
     def attachment_ref(self, sha256: str, filename: str) -> p.AttachmentRef:
         path = self.blob_path(sha256)
         if not path.is_file():
@@ -441,10 +460,16 @@ def create_app(
         "\"message\", \"details\"}]}`.",
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served from local files by `web.mount` (no CDN)
+        # The door (`.door`): no text that no stage can store gets past routing.
+        dependencies=[Depends(door.refuse_unstorable)],
     )
     app.state.runtime = rt
     app.state.gateway = gw
     install(app)
+    upload_limit = settings.max_attachment_bytes
+    # ... and no body larger than any valid request of its route is read.
+    app.add_middleware(door.Door, larger_bodies={
+        UPLOAD_PATH: upload_limit + door.MULTIPART_OVERHEAD_BYTES})
 
     async def caller(
         request: Request,
@@ -479,7 +504,11 @@ def create_app(
         401: {"description": "No valid token."},
         403: {"description": "The role cannot send."},
         404: {"description": "The order or answered message is not yours."},
-        422: {"description": "Invalid request, with each problem named."},
+        413: {"description": "Over a size limit (`body_too_large`, `attachments_too_large`, "
+              "`message_too_large`, `request_too_large`), with `limit` and `size`; nothing "
+              "was sent."},
+        422: {"description": "Invalid request, with each problem named (`unstorable_text`: "
+              "U+0000 or a lone surrogate, with the field and the character)."},
         503: {"description": "The event log is unavailable; nothing was sent."},
     }
 
@@ -618,7 +647,7 @@ def create_app(
             None if row is None else
             row["buyer_id"] if who.party_id == row["seller_id"] else row["seller_id"])
         locale = (await gw.party(who.party_id) or {"locale": "en-US"})["locale"]
-        attachments = [gw.attachment_ref(a.sha256, a.filename) for a in body.attachments]
+        attachments = gw.attachments(body)
         violations = policy.lint(body, role=who.role, party_id=who.party_id, row=row,
                                  recipient=recipient, locale=locale, now=rt.clock(),
                                  attachments=attachments)
@@ -671,20 +700,28 @@ def create_app(
             raise ApiError(404, "template_not_found", f"No template {template_id} of yours.")
 
     # -- attachments ---------------------------------------------------------------------
-    @app.post("/v1/attachments", response_model=StoredAttachment, status_code=201,
-              tags=["attachments"], summary="Upload an attachment (≤ 10 MB)",
-              responses={413: {"description": "Too large."},
-                         415: {"description": "Type not accepted."}})
+    @app.post(UPLOAD_PATH, response_model=StoredAttachment, status_code=201,
+              tags=["attachments"],
+              summary=f"Upload an attachment (≤ {upload_limit:,} bytes)",
+              description="Multipart, one part `file`. The type is judged from the content; "
+              "the file name is made one safe line (RFC 2047 encoded words decoded, control "
+              "characters as spaces, no path, at most 255 characters) and answered as stored. "
+              "A request body larger than the limit (plus multipart overhead) is refused from "
+              "its `Content-Length`, before it is read.",
+              responses={413: {"description": "Too large (`attachment_too_large`, "
+                               "`request_too_large`): the limit and the size are named."},
+                         415: {"description": "Type not accepted."},
+                         422: {"description": "U+0000 in the file name (`unstorable_text`)."}})
     async def upload(who: Caller, file: Annotated[UploadFile, File()]) -> StoredAttachment:
         if not who.is_party:
             raise ApiError(403, "role_cannot_write", f"The {who.role} role cannot upload.")
-        limit = settings.max_attachment_bytes
         digest, chunks, size = hashlib.sha256(), [], 0
         while chunk := await file.read(1 << 20):
             size += len(chunk)
-            if size > limit:
+            if size > upload_limit:
                 raise ApiError(413, "attachment_too_large",
-                               f"Attachments are limited to {limit // (1024 * 1024)} MB.")
+                               f"The file is larger than {upload_limit:,} bytes, the most one "
+                               "attachment may be.", limit=upload_limit, size=file.size)
             digest.update(chunk)
             chunks.append(chunk)
         data = b"".join(chunks)
@@ -701,7 +738,7 @@ def create_app(
             tmp.write_bytes(data)
             tmp.replace(path)  # atomic: a reader never sees half a blob
         return StoredAttachment(sha256=sha, size=size, content_type=kind,
-                                filename=(file.filename or "attachment")[:255])
+                                filename=core.readable_filename(file.filename))
 
     @app.get("/v1/messages/{message_id}/attachments/{sha256}", tags=["attachments"],
              response_class=Response, summary="Download an attachment of a message",
@@ -724,11 +761,12 @@ def create_app(
         if ref is None or pending or path is None or not path.is_file():
             raise ApiError(404, "attachment_not_found",
                            f"Message {message_id} has no attachment {sha256} you can open.")
-        name = str(ref.get("filename") or "attachment")
         return Response(
             content=await asyncio.to_thread(path.read_bytes),
             media_type=str(ref.get("content_type") or "application/octet-stream"),
-            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            # The name is cleaned again here: rows stored before names were cleaned at the
+            # door hold them as they came.
+            headers={"Content-Disposition": core.content_disposition(ref.get("filename")),
                      "X-Content-Type-Options": "nosniff"})
 
     # -- settings and sanctions ----------------------------------------------------------

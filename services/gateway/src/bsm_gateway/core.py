@@ -1,13 +1,22 @@
 """The gateway's pure decisions: which inbox view a conversation belongs to and its state;
 the Selling Partner API message types and the bsm contact reasons they stand for (which of
-them an order allows is the policy library's answer, see :mod:`.policy`)."""
+them an order allows is the policy library's answer, see :mod:`.policy`); whether a message
+fits the shared limits, and file names as readers see them."""
 
 from __future__ import annotations
 
+import email.policy
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import encode_rfc2231
 from typing import Literal
+
+from bsm_shared.contract.limits import (
+    MAX_ATTACHMENT_BYTES, MAX_BODY_BYTES, body_bytes, clean_filename,
+)
 
 View = Literal["response_needed", "sent", "no_response_needed"]
 Filter = Literal["response_needed", "sent", "no_response_needed", "all"]
@@ -87,3 +96,66 @@ class Refusal:
     rule: str
     code: str
     message: str
+
+
+# -- Limits of one message at the door ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TooLarge:
+    """A message over one of the shared limits (:mod:`bsm_shared.contract.limits`): which one,
+    its value and the message's size, for a ``413`` that says what to shorten."""
+
+    code: str
+    message: str
+    limit: int
+    size: int
+
+
+def size_refusal(text: str | None, html: str | None,
+                 attachment_sizes: Sequence[int]) -> TooLarge | None:
+    """Why a message is too large to travel (its body, or its attachments together), or None.
+    (How many attachments it may reference is part of the request's shape.)"""
+    body = body_bytes(text, html)
+    if body > MAX_BODY_BYTES:
+        return TooLarge("body_too_large",
+                        f"The text and HTML together are {body:,} bytes (UTF-8, as an event "
+                        f"spells them: a control character takes six); a message "
+                        f"may have at most {MAX_BODY_BYTES:,}. Shorten it, or send the rest "
+                        "as an attachment.", MAX_BODY_BYTES, body)
+    total = sum(attachment_sizes)
+    if total > MAX_ATTACHMENT_BYTES:
+        return TooLarge("attachments_too_large",
+                        f"The attachments together are {total:,} bytes; one message may "
+                        f"carry at most {MAX_ATTACHMENT_BYTES:,} ({MAX_ATTACHMENT_BYTES // 2**20}"
+                        " MB). Send them in several messages.", MAX_ATTACHMENT_BYTES, total)
+    return None
+
+
+def readable_filename(name: str | None) -> str:
+    """A file name as a reader will see it, made safe for a mail header and a download.
+
+    RFC 2047 encoded words (``=?utf-8?q?…?=``) are decoded first — mail clients show them
+    decoded, and a decoded CR/LF must not survive — with the email package's lenient header
+    parser (an unknown charset or bad encoding never raises); then
+    :func:`~bsm_shared.contract.limits.clean_filename` (one line, no path, at most
+    ``MAX_FILENAME_CHARS`` characters keeping the extension)."""
+    if name and "=?" in name:
+        name = str(email.policy.default.header_factory("X-Filename", name))
+    return clean_filename(name)
+
+
+#: Characters of a file name kept as they are in the quoted ASCII ``filename`` of a download
+#: (RFC 6266 §4.3: the fallback for user agents that do not read ``filename*``).
+_PLAIN_NAME = re.compile(r"[^A-Za-z0-9 !#$&'()+,.=@^_`{}~-]")
+
+
+def content_disposition(name: str | None) -> str:
+    """``Content-Disposition`` of a download (RFC 6266): ``attachment``, an ASCII
+    ``filename`` fallback, and the exact name as ``filename*`` (RFC 5987 ``UTF-8''…``,
+    percent-encoded by :func:`email.utils.encode_rfc2231`). No CR, LF, quote or backslash can
+    reach the header, whatever the stored name."""
+    clean = readable_filename(name)
+    ascii_name = unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode()
+    fallback = _PLAIN_NAME.sub("_", ascii_name).strip() or "attachment"
+    return f'attachment; filename="{fallback}"; filename*={encode_rfc2231(clean, "utf-8")}'

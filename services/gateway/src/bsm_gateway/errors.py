@@ -24,6 +24,9 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
+    def render(self, request: Request) -> JSONResponse:
+        return render(request, self.status, self.code, self.detail, **self.extra)
+
 
 def render(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -37,10 +40,27 @@ def render(request: Request, status: int, code: str, detail: str, **extra: Any) 
                         content={"error": code, "detail": detail, **extra})
 
 
+class RequestTooLarge(StarletteHTTPException):
+    """A request body over the door's limit (:mod:`.door`): the declared ``Content-Length``
+    (``size``), or ``None`` when a body without one was cut off as it passed the limit.
+    An ``HTTPException``, so FastAPI passes it on when it is raised while reading a body
+    (any other error there becomes a bare ``400``)."""
+
+    def __init__(self, limit: int, size: int | None) -> None:
+        super().__init__(413, "Content Too Large")
+        self.limit, self.size = limit, size
+
+    def render(self, request: Request) -> JSONResponse:
+        said = f"{self.size:,} bytes" if self.size is not None else "larger than that"
+        return render(request, 413, "request_too_large",
+                      f"The request body is {said}; this endpoint reads at most "
+                      f"{self.limit:,} bytes.", limit=self.limit, size=self.size)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return render(request, exc.status, exc.code, exc.detail, **exc.extra)
+        return exc.render(request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -53,7 +73,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if isinstance(exc, RequestTooLarge):
+            return exc.render(request)
+        code = {400: "bad_request", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return render(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)

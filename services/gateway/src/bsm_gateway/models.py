@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from bsm_shared.contract.limits import (
+    MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_SUBJECT_CHARS, clean_header_text,
+)
 from bsm_shared.contract.payloads import ContactReason
+
+from .core import readable_filename
+
+# Text no stage can store (U+0000, lone surrogates) never reaches these models: the door
+# refuses it first (:mod:`.door`). What they add is the shape of header-bound values.
+
+#: A subject is one header line: CR, LF, tabs and other control characters become spaces
+#: (what the contract does to `MessageSubmitted.subject` anyway; stored and shown the same).
+Subject = Annotated[str, Field(max_length=MAX_SUBJECT_CHARS), AfterValidator(clean_header_text)]
+
+#: A file name as the reader will see it: encoded words decoded, one line, no path, at most
+#: `MAX_FILENAME_CHARS` characters keeping the extension (longer names are cut, not refused).
+FileName = Annotated[str, Field(min_length=1), AfterValidator(readable_filename)]
+
+
+
+def _one_token(value: str) -> str:
+    bad = next((c for c in value if c.isspace() or unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"an address has no spaces or control characters (CR, LF…); "
+                         f"found U+{ord(bad):04X} at character {value.index(bad)}")
+    return value
+
+
+#: A mail address goes into mail headers and the SMTP envelope: one token, no spaces and no
+#: control characters inside (CR/LF is refused, not repaired: a repaired address would be
+#: another address); spaces around it are dropped.
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320),
+                    AfterValidator(_one_token)]
 
 
 class AttachmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="As `POST /v1/attachments` "
                         "answered.")
-    filename: str = Field(min_length=1, max_length=255, description="Name shown to the reader.")
+    filename: FileName = Field(description="Name shown to the reader (made one safe line, "
+                               "at most 255 characters).")
 
 
 class SendMessage(BaseModel):
@@ -28,17 +62,22 @@ class SendMessage(BaseModel):
         description="Ignored with a token (the token names the sender); only the local "
         "stack's unauthenticated development mode reads it.")
     recipient_party_id: str | None = Field(default=None, max_length=128, description="To whom.")
-    recipient_alias: str | None = Field(default=None, max_length=320,
-                                        description="…or to an alias address.")
+    recipient_alias: Address | None = Field(default=None,
+                                            description="…or to an alias address.")
     order_id: str | None = Field(default=None, max_length=128, description="The order.")
     contact_reason: ContactReason | None = Field(
         default=None, description="Required for a seller starting a conversation.")
-    subject: str = Field(default="", max_length=998, description="Subject.")
-    text: str | None = Field(default=None, max_length=100_000, description="Plain text.")
-    html: str | None = Field(default=None, max_length=500_000, description="HTML body.")
+    subject: Subject = Field(default="", description="Subject: one line (CR, LF and other "
+                             "control characters become spaces).")
+    text: str | None = Field(default=None, max_length=MAX_BODY_BYTES, description=(
+        f"Plain text. Text and HTML together: at most {MAX_BODY_BYTES:,} bytes (UTF-8)."))
+    html: str | None = Field(default=None, max_length=MAX_BODY_BYTES, description=(
+        f"HTML body. Text and HTML together: at most {MAX_BODY_BYTES:,} bytes (UTF-8)."))
     in_reply_to: str | None = Field(default=None, max_length=128, description="Answered id.")
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10,
-                                            description="Uploaded attachments.")
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS,
+        description=f"Uploaded attachments: at most {MAX_ATTACHMENTS}, together at most "
+        f"{MAX_ATTACHMENT_BYTES // 2**20} MB.")
     channel: Literal["web", "api"] = Field(default="web", description="`web` or `api`.")
 
 
@@ -119,12 +158,12 @@ class ActionAccepted(BaseModel):
 class SellerSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     messaging_enabled: bool | None = Field(default=None, description="Vacation switch (C8).")
-    authorized_senders: list[str] | None = Field(
+    authorized_senders: list[Address] | None = Field(
         default=None, max_length=20, description="Alternate addresses accepted as you (A4).")
-    blocked_senders: list[str] | None = Field(default=None, max_length=100,
-                                              description="Addresses refused as you (A4).")
-    customer_service_email: str | None = Field(default=None, max_length=320,
-                                               description="Where bounce notices go.")
+    blocked_senders: list[Address] | None = Field(default=None, max_length=100,
+                                                  description="Addresses refused as you (A4).")
+    customer_service_email: Address | None = Field(default=None,
+                                                   description="Where bounce notices go.")
     opt_out_bounce_notices: bool | None = Field(default=None,
                                                 description="No bounce notices for opt-outs.")
 
@@ -142,7 +181,7 @@ class LiftRestriction(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, description="Name.")
-    subject: str = Field(default="", max_length=998, description="Subject.")
+    subject: Subject = Field(default="", description="Subject (one line).")
     text: str = Field(min_length=1, max_length=20_000, description="Text.")
 
 
@@ -159,7 +198,9 @@ class StoredAttachment(BaseModel):
     sha256: str = Field(description="Content hash: reference it in `attachments`.")
     size: int = Field(description="Bytes.")
     content_type: str = Field(description="Type as judged from the content.")
-    filename: str = Field(description="Name as uploaded.")
+    filename: str = Field(description="Name as uploaded, made one safe line (encoded words "
+                          "decoded, control characters as spaces, no path, at most 255 "
+                          "characters): reference the attachment with it.")
 
 
 class Me(BaseModel):

@@ -7,6 +7,7 @@ import base64
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from bsm_shared.contract.limits import MAX_ATTACHMENT_BYTES
 from bsm_shared.runtime.settings import ServiceSettings
 
 
@@ -37,7 +38,11 @@ class GatewaySettings(ServiceSettings):
         description="Local stack only: accept `POST /v1/messages` without a token when the body "
         "names `sender_party_id` (the walking skeleton's callers). Never in production.",
     )
-    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, description="Upload limit.")
+    max_attachment_bytes: int = Field(
+        default=MAX_ATTACHMENT_BYTES, gt=0, le=MAX_ATTACHMENT_BYTES,
+        description="Largest file one upload may be (bytes); at most, and by default, what one "
+        "message may carry (`bsm_shared.contract.limits.MAX_ATTACHMENT_BYTES`). Lower only to "
+        "test the limit.")
 
     def token_key_bytes(self) -> bytes:
         return _key(self.token_key)

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from . import core, policy
 from .auth import Principal
 from .errors import ApiError
-from .models import AttachmentIn, SendMessage
+from .models import AttachmentIn, FileName, SendMessage
 
 HAL = "application/hal+json"
 
@@ -25,7 +25,8 @@ HAL = "application/hal+json"
 class SpAttachment(BaseModel):
     uploadDestinationId: str = Field(description="bsm: the attachment's sha256 from "
                                      "`POST /v1/attachments`.")
-    fileName: str = Field(min_length=1, max_length=255, description="Name shown to the buyer.")
+    fileName: FileName = Field(description="Name shown to the buyer (made one safe line, at "
+                               "most 255 characters: `POST /v1/attachments` answers it).")
 
 
 class SpMessage(BaseModel):
@@ -81,8 +82,9 @@ def request_schema(kind: str) -> dict[str, Any]:
                       "properties": {
                           "uploadDestinationId": {"type": "string", "pattern": "^[0-9a-f]{64}$",
                                                   "description": "The upload's sha256."},
-                          "fileName": {"type": "string", "minLength": 1, "maxLength": 255,
-                                       "description": "Name shown to the buyer."}}}}
+                          "fileName": {"type": "string", "minLength": 1,
+                                       "description": "Name shown to the buyer: made one safe "
+                                       "line of at most 255 characters."}}}}
     if kind == "warranty":
         for name in ("coverageStartDate", "coverageEndDate"):
             props[name] = {"type": "string", "format": "date-time",

@@ -26,6 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
+from bsm_shared.contract.limits import MAX_SANITIZED_BODY_BYTES, body_bytes
 from bsm_shared.contract.payloads import AttachmentRef, MessageAddressed, Span, Violation
 
 from . import content
@@ -101,7 +102,7 @@ RULES: dict[str, str] = {
     "reason_not_available_for_category": "C1", "reason_needs_custom_item": "C1",
     "order_required": "C1",
     "proactive_window_closed": "C2", "review_request_outside_window": "C2",
-    "text_too_long": "C3", "text_required": "C3", "attachment_required": "C3",
+    "text_too_long": "C3", "message_too_large": "C3", "text_required": "C3", "attachment_required": "C3",
     "too_many_attachments": "C3", "positive_review_request": "C3", "review_incentive": "C3",
     "thank_you_only": "C3", "order_confirmation": "C3", "marketing": "C3", "coupon": "C3",
     "cross_selling": "C3",
@@ -548,13 +549,21 @@ def evaluate(draft: Draft, ctx: Context, *, now: datetime) -> Decision:
                                     {"element": f.element or "", **f.params}))
     found += _attachment_rules(draft, rule if draft.in_reply_to is None else None, seller_msg)
     found += _party_rules(draft, ctx, now, essential)
+    html = content.sanitize_html(draft.html)
+    size = body_bytes(draft.text, html)
+    if size > MAX_SANITIZED_BODY_BYTES:
+        # It could not travel in the decision's event; the sender and the dispute team still
+        # read it in the record (the submitted and addressed events carry it as sent).
+        found.append(_Found("message_too_large", _span("message"),
+                            {"size": size, "limit": MAX_SANITIZED_BODY_BYTES}))
+        html = None
     violations = tuple(_explain(_listed(found), draft.sender_locale))
     rules = {v.rule for v in violations}
     return Decision(
         verdict="rejected" if violations else "approved",
         essential=essential,
         violations=violations,
-        html=content.sanitize_html(draft.html),
+        html=html,
         counts_towards_limit=counts_towards_limit(draft) and not violations,
         sanctionable=seller_msg and bool(rules & SANCTIONED_RULES),
     )

@@ -9,9 +9,11 @@ could not carry, with the limit named, instead of a stage failing on it later:
   records it (:func:`check_event_size`), so an event that cannot travel is never put in an
   outbox.
 * A message's body travels in the events of its path (``MessageSubmitted`` → ``MessageAddressed``
-  → ``PolicyChecked`` → ``Delivered``), once per event, plus the sanitised HTML. Text and HTML
-  together are limited to :data:`MAX_BODY_BYTES` (UTF-8), far below the event limit, so
-  sanitising, escaping and the fields each stage adds always fit.
+  → ``PolicyChecked`` → ``Delivered``), once per event. Text and HTML together are limited to
+  :data:`MAX_BODY_BYTES` as they are spelled in an event (:func:`body_bytes`: UTF-8, JSON
+  escapes included), far below the event limit, so the fields each stage adds always fit.
+  Sanitising HTML can make it longer (``<`` in text becomes ``&lt;``): policy refuses a message
+  whose sanitised body passes :data:`MAX_SANITIZED_BODY_BYTES` (``message_too_large``).
 * Attachments never travel in events: they are stored by content hash (B4: 10 MB per message),
   and events carry the reference.
 * PostgreSQL ``text`` and ``jsonb`` cannot hold U+0000, and UTF-8 cannot encode a lone
@@ -25,6 +27,7 @@ could not carry, with the limit named, instead of a stage failing on it later:
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -35,6 +38,9 @@ MAX_EVENT_BYTES = 1_000_000
 
 #: Text and HTML of one message together, in UTF-8 bytes (every door, and the contract).
 MAX_BODY_BYTES = 200_000
+
+#: The body after policy sanitised its HTML (which may escape characters into entities).
+MAX_SANITIZED_BODY_BYTES = 2 * MAX_BODY_BYTES
 
 #: A subject is one header line (RFC 5322 §2.1.1: at most 998 characters).
 MAX_SUBJECT_CHARS = 998
@@ -92,8 +98,11 @@ def _strings(obj: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 def body_bytes(text: str | None, html: str | None) -> int:
-    """The size a message's body counts against :data:`MAX_BODY_BYTES`."""
-    return sum(len(part.encode("utf-8", "surrogatepass")) for part in (text, html) if part)
+    """The size a message's body counts against :data:`MAX_BODY_BYTES`: the bytes its text and
+    HTML take inside an event — UTF-8, as JSON spells them (a control character takes six), so a
+    body within the limit fits in every event of its path, whatever it holds."""
+    return sum(len(json.dumps(part, ensure_ascii=False).encode("utf-8", "surrogatepass")) - 2
+               for part in (text, html) if part)
 
 
 def clean_header_text(value: str, *, limit: int = MAX_SUBJECT_CHARS) -> str:

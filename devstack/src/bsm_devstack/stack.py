@@ -345,17 +345,27 @@ def down(paths: StackPaths) -> None:
         except postgres.PostgresError as exc:
             fail(POSTGRES, str(exc))
             raise StackError("could not stop postgres") from None
-        # Every layout's nodes: a node of another layout may still run after an interrupted up.
+        # Every layout's nodes (one of another layout may still run after an interrupted up),
+        # stopped together: the last node of a cluster left alone waits for a quorum that is
+        # gone and has to be killed.
+        running: list[tuple[str, int]] = []
         for brokers in topology.BROKER_COUNTS:
             layout = Topology(port_offset=topo.port_offset, brokers=brokers, scale=topo.scale)
             for node in kafka.nodes(paths, layout):
                 pid = kafka_pid(paths, node)
-                if pid is None:
-                    if brokers == topo.brokers:
-                        step(node.name, "not running")
-                    continue
-                step(node.name, f"stopping (pid {pid})…")
-                services.stop_named(paths, node.name, pid)
+                if pid is not None:
+                    running.append((node.name, pid))
+                elif brokers == topo.brokers:
+                    step(node.name, "not running")
+        if running:
+            step("kafka", "stopping " + ", ".join(f"{n} (pid {p})" for n, p in running) + "…")
+        outcomes = procs.terminate_all([pid for _, pid in running], timeout=30.0)
+        for name, pid in running:
+            paths.pid_file(name).unlink(missing_ok=True)
+            if outcomes[pid] == "killed":
+                warn(name, f"did not stop within 30 s, killed (pid {pid})")
+            else:
+                ok(name, f"stopped (pid {pid})")
     console.print(Text(f"Stack is down ({time.monotonic() - t0:.1f} s).", style="bold green"))
 
 

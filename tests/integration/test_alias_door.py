@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bsm_alias.app import create_runtime
+from bsm_alias.mail import MAX_MIME_DEPTH
 from bsm_alias.settings import AliasSettings
+from bsm_shared.contract.limits import MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_MAIL_BYTES
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.transit import seal
 from tests.dsn_support import FAILED_SHAPES, dsn_mail
@@ -293,3 +295,145 @@ async def test_an_auto_reply_at_a_return_path_is_taken_and_records_nothing(
     assert code == 250 and "nothing recorded" in text
     assert await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid,
                                count=0, settle=1.5) == []
+
+
+# -- hostile mail at the door (issue 10): one safe line, no NUL, limits named, MIME bounded -----
+
+
+async def raw_smtp(port: int, sender: str, rcpt: str, data: bytes,
+                   mail_params: str = "") -> tuple[int, str]:
+    """A swaks-like raw dialogue: DATA goes over the wire byte for byte (only dot-stuffed, as
+    SMTP requires), NUL bytes and all. (code, text) of the first refusal, or of the DATA reply."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def reply() -> tuple[int, str]:
+        while True:
+            line = await reader.readline()
+            if line[3:4] != b"-":
+                return int(line[:3]), line[4:].decode("utf-8", "replace").strip()
+
+    try:
+        await reply()  # greeting
+        for command in ("EHLO client.example", f"MAIL FROM:<{sender}>{mail_params}",
+                        f"RCPT TO:<{rcpt}>", "DATA"):
+            writer.write(command.encode() + b"\r\n")
+            code, text = await reply()
+            if code >= 400:
+                return code, text
+        lines = data.removesuffix(b"\r\n").split(b"\r\n")
+        writer.write(b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines)
+                     + b".\r\n")
+        code, text = await reply()
+        writer.write(b"QUIT\r\n")
+        return code, text
+    finally:
+        writer.close()
+
+
+def hostile_mail(sender: str, to: str, headers: bytes, body: bytes) -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nMessage-ID: <{uid()}@client.example>\r\n".encode()
+            + b"MIME-Version: 1.0\r\n" + headers + b"\r\n" + body + b"\r\n")
+
+
+def encoded_word(text: str) -> bytes:
+    return b"=?utf-8?b?" + base64.b64encode(text.encode()) + b"?="
+
+
+async def test_a_crlf_in_an_encoded_file_name_and_subject_arrives_as_one_line(
+    door, kafka, prefix
+):
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: " + encoded_word("Factura\r\nBcc: otro") + b"\r\n"
+                       b"Content-Type: multipart/mixed; boundary=B\r\n",
+                       b"--B\r\nContent-Type: text/plain\r\n\r\nAdjunto la factura.\r\n--B\r\n"
+                       b"Content-Type: text/plain\r\nContent-Disposition: attachment; filename=\""
+                       + encoded_word("factura\r\n.txt") + b"\"\r\n\r\nTotal: 10\r\n--B--")
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert code == 250, text
+    mid = text.rsplit(" ", 1)[1]
+    [event] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                  lambda e: e["data"]["message_id"] == mid)
+    assert event["data"]["subject"] == "Factura Bcc: otro"
+    assert [a["filename"] for a in event["data"]["attachments"]] == ["factura .txt"]
+
+
+async def test_nul_bytes_and_u0000_never_reach_an_event_and_the_message_flows_on(
+    door, kafka, prefix
+):
+    html = base64.b64encode("<p>Ho\x00la</p>".encode())
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: Ho\x00la\r\nContent-Type: multipart/alternative; boundary=A\r\n",
+                       b"--A\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHo\x00la \x00\r\n"
+                       b"--A\r\nContent-Type: text/html; charset=utf-8\r\n"
+                       b"Content-Transfer-Encoding: base64\r\n\r\n" + html + b"\r\n--A--")
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert code == 250, text  # was 451 for ever: the event could not be written
+    mid = text.rsplit(" ", 1)[1]
+    [submitted] = await kafka.collect(prefix + "bsm.messages.submitted",
+                                      lambda e: e["data"]["message_id"] == mid)
+    data = submitted["data"]
+    assert (data["subject"], data["text"].strip(), data["html"]) == ("Hola", "Hola", "<p>Hola</p>")
+    assert "\\u0000" not in json.dumps(submitted)
+    # The alias consumer takes it like any other (the contract would dead-letter a NUL).
+    await kafka.collect(prefix + "bsm.messages.addressed", lambda e: e["data"]["message_id"] == mid)
+
+
+async def test_a_body_over_the_limit_is_refused_with_552_naming_it_and_nothing_published(
+    door, kafka, prefix
+):
+    body = b"\r\n".join([b"x" * 998] * 210)  # 210 KB of text, well under the 25 MB SIZE limit
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: Largo\r\nContent-Type: text/plain\r\n", body)
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert (code, text[:5]) == (552, "5.3.4"), text
+    assert f"{MAX_BODY_BYTES:,}" in text and "attachment" in text
+    assert await kafka.collect(prefix + "bsm.messages.submitted",
+                               lambda e: e["data"]["subject"] == "Largo", count=0,
+                               settle=1.5) == []
+    assert door["rt"].door["door"].refused["message_too_large"] == 1
+
+
+async def test_a_body_counts_as_its_event_spells_it_and_is_refused_with_552(door):
+    # 180 KB of text, but each control character takes six bytes of JSON (\u0001): 1 MB in
+    # the event, which the outbox could not write (it answered 451 for ever).
+    body = b"\r\n".join([b"\x01" * 990] * 180)
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: Escapes\r\nContent-Type: text/plain\r\n", body)
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert (code, text[:5]) == (552, "5.3.4"), text
+    assert f"{MAX_BODY_BYTES:,}" in text
+    assert door["rt"].door["door"].refused["message_too_large"] == 1
+
+
+async def test_too_many_attachments_are_refused_with_552_naming_the_limit(door):
+    parts = b"".join(b"--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+                     b"filename=f%d.pdf\r\n\r\n%%PDF-1.4\r\n" % i
+                     for i in range(MAX_ATTACHMENTS + 1))
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: Muchos\r\nContent-Type: multipart/mixed; boundary=B\r\n",
+                       b"--B\r\nContent-Type: text/plain\r\n\r\nVarios\r\n" + parts + b"--B--")
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert (code, text[:5]) == (552, "5.3.4"), text
+    assert f"{MAX_ATTACHMENTS + 1}" in text and f"limit is {MAX_ATTACHMENTS}" in text
+
+
+async def test_deeply_nested_mime_is_refused_with_550_5_6_0_and_the_door_goes_on(door):
+    depth = MAX_MIME_DEPTH + 8
+    nested = b"".join(b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
+                      for i in range(depth))
+    closing = b"".join(b"--b%d--\r\n" % i for i in reversed(range(depth + 1)))
+    raw = hostile_mail(door["seller_mail"], door["buyer_alias"],
+                       b"Subject: Hondo\r\nContent-Type: multipart/mixed; boundary=b0\r\n",
+                       nested + b"--b%d\r\nContent-Type: text/plain\r\n\r\nfondo\r\n" % depth
+                       + closing)
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], raw)
+    assert (code, text[:5]) == (550, "5.6.0") and "nested" in text, text
+    ok = simple_mail(door["seller_mail"], door["buyer_alias"], body="Sigo aquí")
+    assert (await send(door, door["seller_mail"], door["buyer_alias"], ok))[0] == 250
+
+
+async def test_a_mail_declared_larger_than_the_size_limit_is_refused_at_mail_naming_it(door):
+    code, text = await raw_smtp(door["port"], door["seller_mail"], door["buyer_alias"], b"",
+                                mail_params=" SIZE=999999999")
+    assert (code, text[:5]) == (552, "5.3.4"), text
+    assert f"{MAX_MAIL_BYTES:,}" in text

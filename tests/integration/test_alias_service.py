@@ -9,6 +9,7 @@ import asyncpg
 from bsm_alias.app import create_runtime
 from bsm_alias.settings import AliasSettings
 from bsm_shared.contract import parse_event
+from bsm_shared.contract.limits import MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_EVENT_BYTES
 from tests.factories import uid
 from tests.stack import platform_event, running
 
@@ -126,3 +127,53 @@ async def test_a_restarted_service_resumes_after_its_committed_offset(
             lambda e: e["data"]["message_id"] in (first, second), count=2, settle=2.0)
     assert {e["data"]["message_id"] for e in events} == {first, second}
     assert len({e["event_id"] for e in events}) == 2, "a message is never addressed under two ids"
+
+
+# -- messages an outside producer submits that cannot travel on (issue 10) -------------------
+
+
+async def test_too_large_messages_from_an_outside_producer_bounce_at_the_alias_stage(
+    kafka, prefix, settings_for
+):
+    settings = settings_for(AliasSettings, "alias")
+    b, s = "b-" + uid(), "s-" + uid()
+    long_body, escapes, many_files, huge_field = ("m1-" + uid(), "m2-" + uid(), "m3-" + uid(),
+                                                  "m4-" + uid())
+
+    def refs(n: int, content_type: str = "application/pdf") -> list[dict]:
+        return [{"sha256": f"{i:064x}", "size": 10, "content_type": content_type,
+                 "filename": f"f{i}.pdf"} for i in range(n)]
+
+    # Within every body limit and small enough for the input topic, but the addressed message
+    # (the same fields plus the alias stage's) would be over MAX_EVENT_BYTES: a field the
+    # contract does not know (a newer producer's; kept and passed on).
+    huge = message(huge_field, b, s, x_newer_field="y" * (MAX_EVENT_BYTES - 700))
+    assert MAX_EVENT_BYTES - 400 < len(huge) < MAX_EVENT_BYTES
+    submissions = {
+        long_body: message(long_body, b, s, text="a" * (MAX_BODY_BYTES + 1)),
+        # 166 KB of text, 1 MB as JSON spells it (six bytes a control character)
+        escapes: message(escapes, b, s, text="\x01" * (MAX_BODY_BYTES * 5 // 6)),
+        many_files: message(many_files, b, s, attachments=refs(MAX_ATTACHMENTS + 1)),
+        huge_field: huge,
+    }
+    async with running(create_runtime(settings)):
+        await kafka.publish(prefix + "bsm.parties", party(b, "buyer", "a@example.com", "A"), b)
+        await kafka.publish(prefix + "bsm.parties", party(s, "seller", "s@shop.example", "S"), s)
+        for mid, raw in submissions.items():
+            await kafka.publish(prefix + "bsm.messages.submitted", raw, mid)
+        bounces = await kafka.collect(prefix + "bsm.messages.bounced",
+                                      lambda e: e["data"]["message_id"] in submissions, count=4)
+        assert await kafka.collect(prefix + "bsm.messages.addressed",
+                                   lambda e: e["data"]["message_id"] in submissions, count=0,
+                                   settle=1.0) == []
+    by_id = {e["data"]["message_id"]: e["data"] for e in bounces}
+    for mid, code, figure in (
+        (long_body, "message_too_large", f"{MAX_BODY_BYTES:,}"),
+        (escapes, "message_too_large", f"{MAX_BODY_BYTES:,}"),
+        (many_files, "too_many_attachments", f"{MAX_ATTACHMENTS}"),
+        (huge_field, "message_too_large", f"{MAX_EVENT_BYTES:,}"),
+    ):
+        bounce = by_id[mid]
+        assert (bounce["stage"], bounce["reason_code"], bounce["rule"]) == ("alias", code, "C3")
+        assert figure in bounce["explanation"] and bounce["remedy"]
+        assert bounce["sender_party_id"] == b

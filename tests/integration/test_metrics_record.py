@@ -210,3 +210,35 @@ async def test_a_nul_in_a_path_or_query_is_refused_with_422_naming_it_on_every_e
             assert response.status_code == 422, (url, response.text)
             body = response.json()
             assert body["error"] == "unstorable_text" and "U+0000" in body["detail"], url
+
+
+async def test_an_event_archived_before_its_messages_order_was_known_is_in_the_orders_timeline(
+    kafka, prefix, settings_for, env
+):
+    """A "no response needed" names no order; when it comes (on its own topic) before the
+    Delivered that ties its message to an order, the record still shows it in that order's
+    timeline — found at read time, the archive row unchanged. (Seen as a flaky test under
+    load: the two topics are read in whichever order the fetches return.)"""
+    import time
+
+    from tests.metrics_support import T0, delivered, marked
+
+    settings = settings_for(MetricsSettings, "metrics")
+    order, message = "o-" + uid(), "q-" + uid()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        rt = app.state.runtime
+        await kafka.publish(prefix + "bsm.messages.response-not-needed",
+                            signed(env, marked(message, T0 + timedelta(hours=1)), "gateway"),
+                            "r-1")
+        deadline = time.monotonic() + 30
+        while rt.consumer.applied < 1:
+            assert time.monotonic() < deadline, "the mark was not archived"
+            await asyncio.sleep(0.1)
+        await kafka.publish(prefix + "bsm.messages.delivered", signed(env, delivered(
+            message, conversation="c1", sender_role="buyer", at=T0, order_id=order),
+            "delivery"), "r-1")
+        timeline = await wait_for(client, f"/v1/orders/{order}/timeline",
+                                  lambda t: len(t["events"]) == 2)
+    assert [e["type"] for e in timeline["events"]] == ["Delivered", "ResponseNotNeeded"]

@@ -3,6 +3,7 @@ import re
 
 from bsm_alias import core
 from bsm_alias.store import ALIAS_ALPHABET, ALIAS_LENGTH, random_alias_local
+from bsm_shared.contract.limits import MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_EVENT_BYTES
 from tests.factories import submitted
 
 BUYER = core.Party("buyer-1", "buyer", "Ana B.", "es-ES")
@@ -97,3 +98,47 @@ def test_addressed_fields_carry_aliases_and_the_sealed_business_name_never_plain
     assert fields.recipient_alias == "b" * 16 + "@marketplace.example"
     assert fields.sender_display_name == "pii:v1:seller-1:c2VhbGVk"
     assert "Muebles" not in fields.model_dump_json()
+
+
+# -- what a message may carry (issue 10: an outside producer's message too large to travel) ----
+
+
+def _refs(n: int) -> list[dict]:
+    return [{"sha256": f"{i:064x}", "size": 10, "content_type": "application/pdf",
+             "filename": f"f{i}.pdf"} for i in range(n)]
+
+
+def test_a_body_over_max_body_bytes_is_stopped_as_message_too_large_naming_the_limit():
+    stop = core.check_size(submitted(text="a" * (MAX_BODY_BYTES - 9), html="<p>" + "b" * 10))
+    assert stop is not None and (stop.reason_code, stop.rule) == ("message_too_large", "C3")
+    assert f"{MAX_BODY_BYTES + 4:,}" in stop.explanation
+    assert f"{MAX_BODY_BYTES:,}" in stop.explanation
+    assert "attachment" in stop.remedy
+
+
+def test_more_attachments_than_max_attachments_are_stopped_like_policy_under_c3():
+    stop = core.check_size(submitted(attachments=_refs(MAX_ATTACHMENTS + 1)))
+    assert stop is not None and (stop.reason_code, stop.rule) == ("too_many_attachments", "C3")
+    assert f"{MAX_ATTACHMENTS + 1}" in stop.explanation and stop.remedy
+
+
+def test_a_body_counts_as_json_spells_it():
+    stop = core.check_size(submitted(text="\x01" * (MAX_BODY_BYTES // 6 + 1)))
+    assert stop is not None and stop.reason_code == "message_too_large"
+
+
+def test_a_message_at_the_limits_passes():
+    assert core.check_size(submitted(text="é" * (MAX_BODY_BYTES // 2),
+                                     attachments=_refs(MAX_ATTACHMENTS))) is None
+
+
+def test_a_message_too_large_to_carry_as_an_event_is_stopped_naming_the_event_limit():
+    stop = core.too_large_to_carry(1_234_567)
+    assert (stop.reason_code, stop.rule) == ("message_too_large", "C3")
+    assert "1,234,567" in stop.explanation and f"{MAX_EVENT_BYTES:,}" in stop.explanation
+
+
+def test_an_unknown_reply_target_is_quoted_short_in_the_explanation():
+    stop = core.decide_conversation(submitted(in_reply_to="x" * 128), REL, None,
+                                    sender_role="seller", new_conversation_id="c")
+    assert isinstance(stop, core.Stop) and len(stop.explanation) < 200

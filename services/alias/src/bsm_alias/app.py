@@ -27,7 +27,8 @@ from bsm_shared.contract.payloads import (
     PartyRegistered,
     SellerSettingsChanged,
 )
-from bsm_shared.contract.wire import build_event, derived_event_id
+from bsm_shared.contract.limits import EventTooLarge
+from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.pii import PiiVault
@@ -111,6 +112,10 @@ class AliasHandlers:
 
     async def on_submitted(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         msg: MessageSubmitted = incoming.event.data  # type: ignore[assignment]
+        # First: a message that cannot travel on is stopped before anything waits for it.
+        too_large = core.check_size(msg)
+        if too_large is not None:
+            return [self.bounce(incoming, msg, too_large)]
         store = self.store(conn)
         domain = self.settings.mail_domain
         wait = self.settings.party_wait_seconds
@@ -155,15 +160,6 @@ class AliasHandlers:
         if isinstance(decided, core.Stop):
             return [self.bounce(incoming, msg, decided, relationship_id=relationship.relationship_id)]
         conversation_id, started_by = decided
-        if not await store.record_message(
-            message_id=msg.message_id, conversation_id=conversation_id,
-            relationship_id=relationship.relationship_id, started_by=started_by,
-            order_id=msg.order_id,
-        ):
-            # The same message id submitted again (under a new event id): it already has its
-            # outcome on the way; addressing it twice would give it two.
-            log.warning("message %s was already addressed; duplicate ignored", msg.message_id)
-            return []
         fields = core.addressed_fields(
             msg, sender=sender, recipient=recipient, relationship=relationship,
             conversation_id=conversation_id, started_by=started_by, mail_domain=domain,
@@ -177,6 +173,22 @@ class AliasHandlers:
             occurred_at=self.rt.clock(), producer=PRODUCER,
             correlation_id=msg.message_id, causation_id=incoming.event.event_id,
         )
+        try:
+            # Measured as the outbox will write it (signed), before the message is recorded:
+            # an event Kafka cannot carry would otherwise be a dead letter, not an outcome.
+            to_wire(event, self.rt.signer)
+        except EventTooLarge as exc:
+            return [self.bounce(incoming, msg, core.too_large_to_carry(exc.size),
+                                relationship_id=relationship.relationship_id)]
+        if not await store.record_message(
+            message_id=msg.message_id, conversation_id=conversation_id,
+            relationship_id=relationship.relationship_id, started_by=started_by,
+            order_id=msg.order_id,
+        ):
+            # The same message id submitted again (under a new event id): it already has its
+            # outcome on the way; addressing it twice would give it two.
+            log.warning("message %s was already addressed; duplicate ignored", msg.message_id)
+            return []
         return [Outgoing(Topic.ADDRESSED, relationship.relationship_id, event)]
 
     def bounce(

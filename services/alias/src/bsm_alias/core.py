@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bsm_shared.contract.limits import (
+    MAX_ATTACHMENTS,
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+    body_bytes,
+)
 from bsm_shared.contract.payloads import AddressedFields, MessageSubmitted, Role
 
 _ALIAS_LOCAL = re.compile(r"^[a-z0-9]{15,16}$")
@@ -63,6 +69,50 @@ class Stop:
     explanation: str
     remedy: str
     rule: str | None = None
+
+
+def check_size(msg: MessageSubmitted) -> Stop | None:
+    """Whether the message can travel on (``bsm_shared.contract.limits``). Our doors refuse
+    what exceeds the limits; a message from an outside producer on the input topic is stopped
+    here, with the limit named, instead of becoming an event too large for Kafka. Reason codes
+    and rule as policy's for the same facts (``message_too_large``, ``too_many_attachments``:
+    C3); the total size of the attachments is policy's rule (they travel as references)."""
+    size = body_bytes(msg.text, msg.html)
+    if size > MAX_BODY_BYTES:
+        return Stop(
+            "message_too_large",
+            f"The message's text and HTML are {size:,} bytes; a message may have at most "
+            f"{MAX_BODY_BYTES:,}.",
+            "Shorten the message, or send long content as an attachment.",
+            "C3",
+        )
+    if len(msg.attachments) > MAX_ATTACHMENTS:
+        return Stop(
+            "too_many_attachments",
+            f"The message has {len(msg.attachments):,} attachments; a message may have at most "
+            f"{MAX_ATTACHMENTS}.",
+            "Send the files in several messages.",
+            "C3",
+        )
+    return None
+
+
+def too_large_to_carry(size: int) -> Stop:
+    """The addressed message would be an event of ``size`` bytes, more than one Kafka record
+    holds (text that JSON escapes, such as control characters, takes up to six bytes a
+    character; long ids add up)."""
+    return Stop(
+        "message_too_large",
+        f"The message would become an event of {size:,} bytes; an event may be at most "
+        f"{MAX_EVENT_BYTES:,}.",
+        "Shorten the message, or send long content as an attachment.",
+        "C3",
+    )
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """An id from the sender, as quoted in an explanation (an outside producer's can be long)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def check_parties(msg: MessageSubmitted, sender: Party | None, recipient: Party | None) -> Stop | None:
@@ -126,7 +176,7 @@ def decide_conversation(
     if parent is None:
         return Stop(
             "unknown_reply_target",
-            f"The message this replies to ({msg.in_reply_to}) is not known.",
+            f"The message this replies to ({_shown(msg.in_reply_to)}) is not known.",
             "Reply from the conversation in the message center, or start a new message.",
             "E6",
         )

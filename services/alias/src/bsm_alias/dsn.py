@@ -26,10 +26,13 @@ import email
 import hashlib
 import re
 from dataclasses import dataclass
-from email import policy
 from email.message import EmailMessage, Message
 
 from flufl.bounce import all_failures
+
+from bsm_shared.contract.limits import clean_header_text
+
+from .mail import Refusal, decode_text, message_ids, read_mime, storable
 
 ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
 #: Which recipient block of a report counts when there are several (most consequential first).
@@ -50,6 +53,7 @@ _SUBJECT_HINT = re.compile(
 _SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b[^\r\n]*(?:\r?\n[ \t]+[^\r\n]+)*")
 
 MAX_DIAGNOSTIC = 1000
+_REDACT_READS = 4 * MAX_DIAGNOSTIC
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,18 @@ class Report:
 
 
 def redact(text: str) -> str:
-    """``text`` on one line, every email address in it replaced by ``[address]``, at most
-    :data:`MAX_DIAGNOSTIC` characters."""
-    one_line = " ".join(text.split())
-    cleaned = _ADDRESS.sub("[address]", one_line)
-    return cleaned[:MAX_DIAGNOSTIC]
+    """``text`` on one storable line (no control characters, no U+0000, no lone surrogate),
+    every email address in it replaced by ``[address]``, at most :data:`MAX_DIAGNOSTIC`
+    characters.
+
+    Only the start of a long ``text`` is read, up to a whitespace so that no address is cut in
+    two (the address pattern backtracks quadratically over a long run without ``@``, and a
+    remote server's text can be as long as the report)."""
+    head = text[:_REDACT_READS]
+    if len(text) > _REDACT_READS:
+        head = head.rsplit(None, 1)[0]
+    one_line = clean_header_text(storable(head), limit=_REDACT_READS)
+    return _ADDRESS.sub("[address]", one_line)[:MAX_DIAGNOSTIC]
 
 
 def _typed_value(value: str | None) -> str:
@@ -91,14 +102,14 @@ def host_name(value: str | None) -> str:
 
 def _fields_blocks(part: Message) -> list[Message]:
     """The header blocks of a delivery-status part: per-message first, then per-recipient."""
-    payload = part.get_payload()
-    if isinstance(payload, list):  # message/delivery-status: the email package parsed it
-        return [b for b in payload if isinstance(b, Message)]
+    if part.is_multipart():  # message/delivery-status: the email package parsed it
+        return [b for b in part.get_payload() if isinstance(b, Message)]
     # message/global-delivery-status (RFC 6533) arrives as text: the same blocks, in UTF-8.
-    raw = part.get_payload(decode=True) or b""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    blocks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
-    return [email.message_from_string(b + "\n", policy=policy.default) for b in blocks if b.strip()]
+    raw = part.get_payload(decode=True)
+    data = raw if isinstance(raw, bytes) else b""
+    blocks = re.split(rb"\r?\n[ \t]*\r?\n", data.strip())
+    read = [read_mime(b + b"\n") for b in blocks if b.strip()]
+    return [r for r in read if not isinstance(r, Refusal)]
 
 
 def _delivery_status_part(mail: Message) -> Message | None:
@@ -110,7 +121,7 @@ def _delivery_status_part(mail: Message) -> Message | None:
 
 
 def _report_id(mail: Message, raw: bytes) -> str:
-    found = re.findall(r"<([^<>\s]+)>", str(mail.get("Message-ID", "")))
+    found = message_ids(mail.get("Message-ID", ""))
     return found[0] if found else "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -146,21 +157,18 @@ def _default_status(action: str) -> str:
     return {"failed": "5.0.0", "delayed": "4.0.0"}.get(action, "2.0.0")
 
 
-def _body_text(mail: Message) -> str:
-    if isinstance(mail, EmailMessage):
-        body = mail.get_body(preferencelist=("plain", "html"))
-        if body is not None:
-            try:
-                return str(body.get_content())
-            except (LookupError, UnicodeDecodeError):
-                pass
-    payload = mail.get_payload(decode=True)
-    return payload.decode("latin-1") if isinstance(payload, bytes) else ""
+def _body_text(mail: EmailMessage) -> str:
+    body = mail.get_body(preferencelist=("plain", "html"))
+    return decode_text(body) if body is not None else ""
 
 
-def _non_standard(raw: bytes, mail: Message, report_id: str) -> Report | None:
+def _non_standard(raw: bytes, mail: EmailMessage, report_id: str) -> Report | None:
     # flufl.bounce's detectors want the compat32 Message API (get_payload on the old model).
-    temporary, permanent = all_failures(email.message_from_bytes(raw))
+    # (``raw`` is within the door's MIME bounds: ``read_report`` read it first.)
+    try:
+        temporary, permanent = all_failures(email.message_from_bytes(raw))
+    except Exception:  # noqa: BLE001 - a detector crashes on some mail (Yale's, on no From)
+        temporary, permanent = frozenset(), frozenset()  # then only the subject can tell
     if not permanent and not temporary and not _SUBJECT_HINT.search(str(mail.get("Subject", ""))):
         return None  # an auto-reply or stray mail at the return path: not a bounce report
     delayed = bool(temporary) and not permanent
@@ -177,9 +185,12 @@ def _non_standard(raw: bytes, mail: Message, report_id: str) -> Report | None:
     )
 
 
-def read_report(raw: bytes) -> Report | None:
-    """What the bounce report ``raw`` says, or ``None`` if it is no bounce report."""
-    mail = email.message_from_bytes(raw, policy=policy.default)
+def read_report(raw: bytes) -> Report | Refusal | None:
+    """What the bounce report ``raw`` says, ``None`` if it is no bounce report, or the refusal
+    if it exceeds the door's MIME bounds (:func:`bsm_alias.mail.read_mime`)."""
+    mail = read_mime(raw)
+    if isinstance(mail, Refusal):
+        return mail
     report_id = _report_id(mail, raw)
     part = _delivery_status_part(mail)
     if part is not None:

@@ -8,7 +8,9 @@ decisions live here:
 * :func:`check_header_from` — a header ``From`` that differs from the envelope sender is trusted
   only for the same domain and only when SPF passes; an SPF ``fail`` is refused in any case.
 * :func:`parse` and :func:`scrub` — the standard ``email`` package reads the MIME (bodies,
-  charsets, transfer encodings, attachments); scrubbing rewrites the parties' real addresses
+  charsets, transfer encodings, attachments) within the door's bounds (parts, nesting, header
+  fields and their length: :func:`read_mime`), into storable text and one-line header values
+  within the contract's limits, or a refusal; scrubbing rewrites the parties' real addresses
   (and the sender's real name where it sits next to one) to their aliases.
 
 Every refusal is an SMTP reply given in the dialogue (:class:`Refusal`), never a bounce mail:
@@ -17,14 +19,28 @@ the sender of a refused mail is unverified, and a bounce would be backscatter.
 
 from __future__ import annotations
 
-import email
+import codecs
 import re
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
+from email.feedparser import BytesFeedParser
+from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
 from email.utils import getaddresses
+from typing import Any
 
 import filetype
+
+from bsm_shared.contract.limits import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+    MAX_ID_CHARS,
+    MAX_MAIL_BYTES,
+    body_bytes,
+    clean_filename,
+    clean_header_text,
+)
 
 from .core import Relationship
 
@@ -98,6 +114,72 @@ BAD_FROM = Refusal(
     550, "5.7.1", "header_from_missing",
     "The message needs exactly one From address (RFC 5322): send it from an ordinary mail client.",
 )
+UNREADABLE = Refusal(
+    550, "5.6.0", "unreadable_mime",
+    "The message could not be read as MIME (RFC 5322/2045): send it from an ordinary mail client.",
+)
+
+
+# Limits (``bsm_shared.contract.limits`` and the door's own MIME bounds below): each refusal
+# names the limit, the mail's figure and what the sender can do.
+
+
+def _too_big(reason_code: str, text: str) -> Refusal:
+    return Refusal(552, "5.3.4", reason_code, text)  # RFC 3463: message too big for system
+
+
+def _malformed(reason_code: str, text: str) -> Refusal:
+    return Refusal(550, "5.6.0", reason_code, text)  # RFC 3463: other or undefined media error
+
+
+def mail_too_large(limit: int = MAX_MAIL_BYTES) -> Refusal:
+    """More than the door takes in the SMTP dialogue (the ``SIZE`` it announces)."""
+    return _too_big("mail_too_large", f"Message too large: the door accepts at most {limit:,} "
+                    "bytes of mail. Send large files in several messages.")
+
+
+def body_too_large(size: int) -> Refusal:
+    return _too_big("message_too_large", f"Message body too large: {size:,} bytes of text and "
+                    f"HTML; the limit is {MAX_BODY_BYTES:,}. Send long content as an attachment.")
+
+
+def too_many_attachments(count: int) -> Refusal:
+    return _too_big("too_many_attachments", f"Too many attachments: {count:,}, inline images "
+                    f"included; the limit is {MAX_ATTACHMENTS}. Send the files in several "
+                    "messages.")
+
+
+def attachments_too_large(total: int) -> Refusal:
+    return _too_big("attachments_too_large", f"Attachments too large: {total:,} bytes in total; "
+                    f"the limit is {MAX_ATTACHMENT_BYTES:,} ({MAX_ATTACHMENT_BYTES // 2**20} MB, "
+                    "B4). Send the files in several messages.")
+
+
+def too_many_parts() -> Refusal:
+    return _too_big("too_many_parts", f"Too many MIME parts: more than {MAX_MIME_PARTS}, while a "
+                    f"message carries at most {MAX_ATTACHMENTS} attachments. Send the files in "
+                    "several messages.")
+
+
+def event_too_large(size: int) -> Refusal:
+    """The finished ``MessageSubmitted`` would not fit in one Kafka record."""
+    return _too_big("event_too_large", f"Message too large to carry: it would be {size:,} bytes "
+                    f"as an event; the limit is {MAX_EVENT_BYTES:,}. Shorten the text or send it "
+                    "as an attachment.")
+
+
+def mime_too_deep(depth: int) -> Refusal:
+    return _malformed("mime_too_deep", f"MIME parts nested {depth} levels deep; the door reads "
+                      f"at most {MAX_MIME_DEPTH}. Send the message from an ordinary mail client, "
+                      "or forward it as an attachment.")
+
+
+def too_many_header_fields() -> Refusal:
+    return _malformed("too_many_header_fields", f"Too many header fields: more than "
+                      f"{MAX_HEADER_FIELDS:,} in the message. Send it from an ordinary mail "
+                      "client.")
+
+
 @dataclass(frozen=True)
 class SenderFacts:
     """What the address book knows about an envelope sender (looked up by blind index)."""
@@ -152,10 +234,45 @@ def check_header_from(envelope_sender: str, header_from: str | None, spf_result:
 # Parsing
 # ---------------------------------------------------------------------------------------------
 
+#: How many MIME parts (containers included) the door reads in one mail. A message carries at
+#: most MAX_ATTACHMENTS attachments plus its bodies and their containers; more parts than this
+#: cannot be a message within the limits, and parsing them costs the door CPU for nothing (the
+#: email package needs ~1 ms a part: 10,000 parts were 9 s).
+MAX_MIME_PARTS = 5 * MAX_ATTACHMENTS
+
+#: How deep MIME parts may nest. Real mail nests a few levels (signed → mixed → forwarded
+#: message → alternative → related); the email package reads nesting recursively and fails
+#: near 1,000 levels.
+MAX_MIME_DEPTH = 32
+
+#: The longest header field the door interprets (Subject, From, Content-Type, ...), in
+#: characters; longer ones are cut (a defect noted). The email package's header parser takes
+#: time that grows with the square of a field's length (a 2 MB Subject took 90 s, a 64 KB
+#: Content-Type 10 s), and no header the door reads is legitimately longer: an RFC 5322 line is
+#: at most 998 characters. Message-ID, In-Reply-To and References are read as they are (only
+#: message ids are taken out of them), whatever their length.
+MAX_HEADER_CHARS = 2000
+
+#: How many header fields one mail may have, all its parts together. Real mail has tens to a
+#: few hundred (a forwarded message brings its own).
+MAX_HEADER_FIELDS = 2000
+
+#: Header fields read as they are, never through the email package's header parser.
+_RAW_HEADERS = frozenset({"message-id", "in-reply-to", "references"})
+
+#: Python codecs that are no mail charset: escapes that can produce U+0000 and lone surrogates,
+#: and decoders that take quadratic time (``punycode``: 14 s for 200 KB). A part declaring one
+#: is read like a part with an unknown charset.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"})
+
+#: A message id as RFC 5322 writes it: printable ASCII between angle brackets.
+_MSGID = re.compile(r"<([\x21-\x3b\x3d\x3f-\x7e]+)>")
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+
 
 @dataclass(frozen=True)
 class Attachment:
-    filename: str
+    filename: str  # one safe line (``clean_filename``)
     content: bytes
     content_type: str  # judged from the content (magic bytes), not from the name or header
     inline: bool
@@ -163,39 +280,212 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ParsedMail:
-    subject: str
-    text: str | None
-    html: str | None
+    subject: str  # one safe line (``clean_header_text``)
+    text: str | None  # decoded; no U+0000, no lone surrogate (see :func:`storable`)
+    html: str | None  # the same, reduced to the content of ``<body>``
     attachments: list[Attachment]
     header_from: list[tuple[str, str]]  # (display name, address) of every From address
     message_id: str | None
     reply_targets: list[str] = field(default_factory=list)  # In-Reply-To first, then References
+    defects: tuple[str, ...] = ()  # what was wrong with the MIME and read as well as it could be
 
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+def storable(text: str) -> str:
+    """``text`` as every stage can store and encode it: U+0000 removed, each lone surrogate
+    replaced by U+FFFD. Both arrive in decoded mail (a NUL byte in the data, a ``utf-7`` or
+    escape charset); no mail client shows either, and the contract refuses events that hold
+    them (``bsm_shared.contract.limits.unstorable``)."""
+    if not _UNSTORABLE_CHARS.search(text):
+        return text
+    return _UNSTORABLE_CHARS.sub(lambda m: "" if m.group(0) == "\x00" else "\ufffd", text)
 
 
-def _decode(part: EmailMessage) -> str:
-    """A text part's content; a charset Python does not know is read as Latin-1 rather than
-    losing the message (every byte maps to some character)."""
+def header_text(value: object) -> str:
+    """A decoded header value as one storable line (subject, a file name's source)."""
+    return clean_header_text(storable(str(value)))
+
+
+def message_ids(value: object) -> list[str]:
+    """The message ids in a Message-ID / In-Reply-To / References value (printable ASCII only:
+    anything else in them is no id and is skipped)."""
+    return _MSGID.findall(str(value))
+
+
+class _OverBound(Exception):
+    """Parsing stopped at one of the door's bounds (raised inside the email package's parser,
+    caught in :func:`read_mime`)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason_code)
+        self.refusal = refusal
+
+
+class _DoorPolicy(EmailPolicy):
+    """``email.policy.default`` with the door's bounds. One instance per mail:
+
+    * at most :data:`MAX_HEADER_FIELDS` header fields in the whole mail (the email package
+      looks a header up by scanning them all: 300,000 fields took seconds per lookup);
+    * a field the door reads is parsed once (the email package parses it again on every access,
+      and reads Content-Type many times per part), at most :data:`MAX_HEADER_CHARS` of it
+      (``cut``), and message-id fields are not parsed at all;
+    * a field the email package's parser crashes on (it raises ``IndexError`` on some malformed
+      parameter lists) is read as its first item only (``Content-Disposition: attachment``),
+      or as empty (``broken``): a defect, not an error.
+    """
+
+    parsed: dict[tuple[str, str], Any] | None = None
+    cut: set[str] | None = None
+    broken: set[str] | None = None
+    fields: list[int] | None = None
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        assert self.fields is not None
+        self.fields[0] += 1
+        if self.fields[0] > MAX_HEADER_FIELDS:
+            raise _OverBound(too_many_header_fields())
+        return super().header_source_parse(sourcelines)  # type: ignore[no-any-return]
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if hasattr(value, "name") or name.lower() in _RAW_HEADERS:
+            return value
+        assert self.parsed is not None and self.cut is not None and self.broken is not None
+        key = (name, value)
+        if key not in self.parsed:
+            if len(value) > MAX_HEADER_CHARS:
+                self.cut.add(name)
+                value = value[:MAX_HEADER_CHARS]
+            try:
+                self.parsed[key] = super().header_fetch_parse(name, value)
+            except Exception:  # noqa: BLE001 - the stdlib parser's own bugs on malformed input
+                self.broken.add(name)
+                first = value.split(";", 1)[0]
+                try:
+                    self.parsed[key] = super().header_fetch_parse(name, first)
+                except Exception:  # noqa: BLE001 - as above
+                    self.parsed[key] = super().header_fetch_parse(name, "")
+        return self.parsed[key]
+
+
+def read_mime(raw: bytes) -> EmailMessage | Refusal:
+    """The MIME structure of ``raw`` within the door's bounds (at most :data:`MAX_MIME_PARTS`
+    parts nested at most :data:`MAX_MIME_DEPTH` deep, :data:`MAX_HEADER_FIELDS` header fields),
+    or the refusal that names the bound. The email package is lenient: missing boundaries,
+    broken base64, 8-bit bytes in headers become defects (:func:`defects`), not errors."""
+    parts = 0
+
+    def new_part(policy: Any) -> EmailMessage:
+        nonlocal parts
+        parts += 1
+        if parts > MAX_MIME_PARTS:
+            raise _OverBound(too_many_parts())
+        return EmailMessage(policy=policy)
+
+    parser = BytesFeedParser(new_part, policy=_DoorPolicy(parsed={}, cut=set(), broken=set(),
+                                                          fields=[0]))
+    parts = 0  # the parser calls the factory once to learn its signature
     try:
-        return str(part.get_content())
-    except (LookupError, UnicodeDecodeError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("latin-1")
+        parser.feed(raw)
+        message = parser.close()
+    except _OverBound as over:
+        return over.refusal
+    assert isinstance(message, EmailMessage)
+    deepest = 0
+    stack: list[tuple[Message, int]] = [(message, 1)]
+    while stack:  # not walk(): it recurses, and the depth is what is being checked
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if part.is_multipart():  # (a leaf's get_payload() would decode it with its charset)
+            stack.extend((p, depth + 1) for p in part.get_payload() if isinstance(p, Message))
+        elif part.get_content_maintype() == "multipart":
+            # A multipart whose boundary never came is text to the parser (a defect notes it);
+            # declared multipart, get_body() would iterate its characters as parts (CPython
+            # 3.11 raises AttributeError). Read it as the text it is.
+            del part["Content-Type"]
+            part["Content-Type"] = "text/plain"
+    if deepest > MAX_MIME_DEPTH:
+        return mime_too_deep(deepest)
+    return message
 
 
-_BODY = re.compile(r"<body\b[^>]*>(.*?)(?:</body\s*>|\Z)", re.S | re.I)
-_WRAPPER = re.compile(r"<!DOCTYPE[^>]*>|<head\b.*?</head\s*>|</?html\b[^>]*>", re.S | re.I)
+def defects(message: Message) -> list[str]:
+    """What was wrong with a mail read by :func:`read_mime`, once its parts were read: the email
+    package's defects (by class name, e.g. ``StartBoundaryNotFoundDefect``) and the header
+    fields the door cut or could not parse. No content: these go to the log."""
+    found = [type(d).__name__ for part in message.walk() for d in part.defects]
+    policy = message.policy
+    if isinstance(policy, _DoorPolicy):
+        assert policy.cut is not None and policy.broken is not None
+        found += [f"{name} cut to {MAX_HEADER_CHARS} characters" for name in sorted(policy.cut)]
+        found += [f"{name} unreadable" for name in sorted(policy.broken)]
+    return list(dict.fromkeys(found))
+
+
+def _charset(part: Message) -> str | None:
+    """The Python codec of a part's declared charset, or None if there is none or it is no
+    text encoding of mail."""
+    declared = part.get_content_charset()
+    if not declared:
+        return None
+    try:
+        info = codecs.lookup(declared)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        return None
+    return None if info.name in _NOT_CHARSETS else info.name
+
+
+def decode_text(part: Message, defects: list[str] | None = None) -> str:
+    """A text part's content as storable text. The declared charset when Python knows it (bytes
+    it cannot map become U+FFFD); with none or an unknown one (``x-unknown``), UTF-8 if the
+    bytes are UTF-8, else Latin-1 — every byte maps to some character, so nothing is lost."""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    codec = _charset(part)
+    if codec is not None:
+        try:
+            return storable(data.decode(codec, "replace"))
+        except (LookupError, UnicodeError):  # no text codec (rot13), or one that cannot replace
+            pass
+    if part.get_content_charset() and defects is not None:
+        defects.append("UnknownCharset")
+    try:
+        return storable(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return storable(data.decode("latin-1"))
+
+
+_BODY_OPEN = re.compile(r"<body\b", re.I)
+_BODY_CLOSE = re.compile(r"</body\s*+>", re.I)
+_HEAD_OPEN = re.compile(r"<head\b", re.I)
+_HEAD_CLOSE = re.compile(r"</head\s*+>", re.I)
+# `[^<>]` rather than `[^>]`: a tag that never closes stops the search at the next tag, so
+# many unclosed tags cost linear, not quadratic, time.
+_WRAPPER_TAGS = re.compile(r"<!DOCTYPE[^<>]*+>|</?html\b[^<>]*+>", re.I)
 
 
 def body_fragment(html: str) -> str:
     """The content of a mail client's HTML document: what is inside ``<body>``. Clients wrap
     the message in a whole document whose ``<head>`` (``<meta>``, ``<style>``, generator tags)
     is no part of what the sender wrote and names their software; the relayed message is a
-    fragment that delivery wraps again."""
-    found = _BODY.search(html)
-    return (found.group(1) if found else _WRAPPER.sub("", html)).strip()
+    fragment that delivery wraps again.
+
+    Hand-written with searches that only move forward (linear time, whatever the input): an
+    HTML parser would rewrite the markup policy judges, and the earlier regular expressions took
+    minutes on 200 KB of unclosed ``<head`` tags."""
+    opened = _BODY_OPEN.search(html)
+    if opened is not None:
+        start = html.find(">", opened.end())
+        if start >= 0:
+            closed = _BODY_CLOSE.search(html, start + 1)
+            return html[start + 1:closed.start() if closed else len(html)].strip()
+    kept, pos = [], 0
+    while (head := _HEAD_OPEN.search(html, pos)) is not None:
+        end = _HEAD_CLOSE.search(html, head.end())
+        if end is None:
+            break
+        kept.append(html[pos:head.start()])
+        pos = end.end()
+    kept.append(html[pos:])
+    return _WRAPPER_TAGS.sub("", "".join(kept)).strip()
 
 
 def judge_type(content: bytes) -> str:
@@ -210,11 +500,31 @@ def judge_type(content: bytes) -> str:
     return "text/plain"
 
 
-def parse(raw: bytes) -> ParsedMail:
-    mail = email.message_from_bytes(raw, policy=policy.default)
-    assert isinstance(mail, EmailMessage)
+def check_size(text: str | None, html: str | None, attachment_sizes: list[int]) -> Refusal | None:
+    """Whether a message fits what the stages carry (``bsm_shared.contract.limits``): its text
+    and HTML together, the number of its attachments and their total size."""
+    size = body_bytes(text, html)
+    if size > MAX_BODY_BYTES:
+        return body_too_large(size)
+    if len(attachment_sizes) > MAX_ATTACHMENTS:
+        return too_many_attachments(len(attachment_sizes))
+    total = sum(attachment_sizes)
+    if total > MAX_ATTACHMENT_BYTES:
+        return attachments_too_large(total)
+    return None
+
+
+def parse(raw: bytes) -> ParsedMail | Refusal:
+    """What a mail says, as storable text within the limits, or why the door refuses it (a
+    :class:`Refusal`; nothing else is raised, whatever the bytes)."""
+    mail = read_mime(raw)
+    if isinstance(mail, Refusal):
+        return mail
+    noted: list[str] = []
     text_part = mail.get_body(preferencelist=("plain",))
     html_part = mail.get_body(preferencelist=("html",))
+    text = decode_text(text_part, noted) if text_part is not None else None
+    html = decode_text(html_part, noted) if html_part is not None else None
     bodies = {id(p) for p in (text_part, html_part) if p is not None}
     attachments: list[Attachment] = []
     for part in mail.walk():
@@ -222,29 +532,70 @@ def parse(raw: bytes) -> ParsedMail:
             continue
         if part.get_content_maintype() == "text" and part.get_content_disposition() is None:
             continue  # an alternative body we did not pick (e.g. text/enriched)
-        content = part.get_payload(decode=True) or b""
-        name = part.get_filename() or f"attachment-{len(attachments) + 1}"
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
         attachments.append(Attachment(
-            filename=name[:255], content=content, content_type=judge_type(content),
+            filename=clean_filename(part.get_filename(),
+                                    fallback=f"attachment-{len(attachments) + 1}"),
+            content=content, content_type=judge_type(content),
             inline=part.get_content_disposition() != "attachment",
         ))
-    targets: list[str] = []
-    for header in ("In-Reply-To", "References"):
-        for value in mail.get_all(header, []):
-            targets.extend(_MSGID.findall(str(value)))
-    # Reverse References so the nearest ancestor comes right after In-Reply-To.
-    in_reply = _MSGID.findall(str(mail.get("In-Reply-To", "")))
-    refs = [t for t in targets if t not in in_reply]
+    html = body_fragment(html) if html is not None else None
+    refused = check_size(text, html, [len(a.content) for a in attachments])
+    if refused is not None:
+        return refused  # before scrubbing, which takes time that grows with the size
+    in_reply = [i for v in mail.get_all("In-Reply-To", []) for i in message_ids(v)]
+    answered = set(in_reply)
+    refs = [i for v in mail.get_all("References", []) for i in message_ids(v)
+            if i not in answered]
     return ParsedMail(
-        subject=str(mail.get("Subject", "")).strip()[:998],
-        text=_decode(text_part) if text_part is not None else None,
-        html=body_fragment(_decode(html_part)) if html_part is not None else None,
+        subject=header_text(mail.get("Subject", "")),
+        text=text,
+        html=html,
         attachments=attachments,
-        header_from=[(n, a) for n, a in getaddresses([str(v) for v in mail.get_all("From", [])])
-                     if a],
-        message_id=(_MSGID.findall(str(mail.get("Message-ID", ""))) or [None])[0],
+        header_from=[(storable(n), storable(a)) for n, a in
+                     getaddresses([str(v) for v in mail.get_all("From", [])]) if a],
+        message_id=(message_ids(mail.get("Message-ID", "")) or [None])[0],
+        # Reverse References so the nearest ancestor comes right after In-Reply-To.
         reply_targets=in_reply + list(reversed(refs)),
+        defects=tuple(dict.fromkeys(defects(mail) + noted)),
     )
+
+
+@dataclass(frozen=True)
+class Scrubbed:
+    """What of a mail may travel on: subject, bodies and attachments with the parties' real
+    addresses and names replaced (:func:`scrub`), within the limits."""
+
+    subject: str
+    text: str | None
+    html: str | None
+    attachments: list[Attachment]
+
+
+def scrub_mail(
+    parsed: ParsedMail, addresses: dict[str, str], names: dict[str, str]
+) -> Scrubbed | Refusal:
+    """``parsed`` scrubbed, or the refusal if scrubbing made it exceed a limit (an alias is
+    longer than most addresses it replaces)."""
+
+    def scrubbed(value: str | None) -> str | None:
+        return None if value is None else scrub(value, addresses, names)
+
+    attachments = [
+        Attachment(
+            filename=clean_filename(scrub(a.filename, addresses, names)),
+            content=scrub_text_attachment(a.content, a.content_type, addresses, names),
+            content_type=a.content_type, inline=a.inline,
+        )
+        for a in parsed.attachments
+    ]
+    text, html = scrubbed(parsed.text), scrubbed(parsed.html)
+    refused = check_size(text, html, [len(a.content) for a in attachments])
+    if refused is not None:
+        return refused
+    return Scrubbed(subject=clean_header_text(scrub(parsed.subject, addresses, names)),
+                    text=text, html=html, attachments=attachments)
 
 
 def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
@@ -252,7 +603,7 @@ def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
     (``<message_id@domain>``, as delivery writes it); foreign ids are the sender's own."""
     for target in parsed.reply_targets:
         local, _, domain = target.rpartition("@")
-        if local and domain.lower() == mail_domain.lower():
+        if local and len(local) <= MAX_ID_CHARS and domain.lower() == mail_domain.lower():
             return local
     return None
 
@@ -264,7 +615,9 @@ def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
 # What may stand between a display name and the address it names: `Name <a@b>`,
 # `"Name" <a@b>`, `Name &lt;a@b&gt;` (HTML quotes), `Name [mailto:a@b]` (Outlook), and a
 # signature's name on the line (or `<br>`) right before the address.
-_OPENERS = r'\s*(?:<br\s*/?>\s*)?(?:<|&lt;|\[mailto:|\(|<a\s[^>]*>)?\s*(?:mailto:)?'
+# Possessive (`*+`) and `[^<>]`: a name followed by a long run of spaces, or by many tags that
+# never close, would otherwise make the search backtrack quadratically (8,000 spaces took 7 s).
+_OPENERS = r'\s*+(?:<br\s*+/?>\s*+)?(?:<|&lt;|\[mailto:|\(|<a\s[^<>]*+>)?\s*+(?:mailto:)?'
 
 
 #: Named HTML character references a mail client may use inside an address (HTML 5 names).

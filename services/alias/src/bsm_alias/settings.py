@@ -7,6 +7,7 @@ import base64
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from bsm_shared.contract.limits import MAX_MAIL_BYTES
 from bsm_shared.runtime.settings import ServiceSettings
 
 
@@ -39,9 +40,10 @@ class AliasSettings(ServiceSettings):
         description="Folder of the local blob store (attachments by SHA-256).",
     )
     max_message_bytes: int = Field(
-        default=25 * 1024 * 1024, ge=1024,
-        description="Largest mail the door accepts (552 above it). Policy judges the 10 MB "
-        "attachment limit (B4) with a named rule; this only protects the door.",
+        default=MAX_MAIL_BYTES, ge=1024, le=MAX_MAIL_BYTES,
+        description="Largest mail the door accepts in the SMTP dialogue (the `SIZE` it "
+        "announces; `552 5.3.4` above it): `bsm_shared.contract.limits.MAX_MAIL_BYTES` unless "
+        "lowered. What a mail holds is then judged against the contract's limits (docs/mail.md).",
     )
     spf_timeout_seconds: float = Field(default=5.0, gt=0, description="SPF DNS timeout.")
     verp_key: SecretStr | None = Field(

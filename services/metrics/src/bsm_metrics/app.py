@@ -205,9 +205,15 @@ class Archiver(BatchHooks):
     async def timeline(self, order_id: str, as_of: datetime | None) -> Timeline:
         assert self.rt.pool is not None
         rows = await self.rt.pool.fetch(
+            # An event that names no order (a report, a "no response needed") belongs to its
+            # message's order; when it was archived before the message's order was known (it
+            # came on another topic, in an earlier batch), the link is made here, at read time
+            # — the archive itself never changes.
             f"""SELECT position, event_id, type, producer, occurred_at, topic, message_id,
                        signed, verified, redacted, event, trust_error
-                FROM {self.s}.archive WHERE order_id = $1
+                FROM {self.s}.archive
+                WHERE (order_id = $1 OR (order_id IS NULL AND message_id IN (
+                        SELECT message_id FROM {self.s}.message_orders WHERE order_id = $1)))
                   AND ($2::timestamptz IS NULL OR occurred_at <= $2)
                 ORDER BY occurred_at, position""",
             order_id, as_of,

@@ -108,6 +108,7 @@ def migrations(schema: str) -> list[str]:
             message_id text PRIMARY KEY,
             order_id   text NOT NULL
         )""",
+        f"CREATE INDEX IF NOT EXISTS message_orders_order ON {s}.message_orders (order_id)",
         f"""CREATE OR REPLACE FUNCTION {s}.refuse_change() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN

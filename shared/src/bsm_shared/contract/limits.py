@@ -42,6 +42,9 @@ MAX_BODY_BYTES = 200_000
 #: The body after policy sanitised its HTML (which may escape characters into entities).
 MAX_SANITIZED_BODY_BYTES = 2 * MAX_BODY_BYTES
 
+#: An id (message, order, party) from outside: what our tables and mail headers carry.
+MAX_ID_CHARS = 128
+
 #: A subject is one header line (RFC 5322 §2.1.1: at most 998 characters).
 MAX_SUBJECT_CHARS = 998
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .limits import MAX_FILENAME_CHARS, clean_filename, clean_header_text
+from .limits import MAX_FILENAME_CHARS, MAX_ID_CHARS, clean_filename, clean_header_text
 
 Role = Literal["buyer", "seller"]
 Fulfilment = Literal["merchant", "platform"]
@@ -48,7 +48,7 @@ class Payload(BaseModel):
 class PartyRegistered(Payload):
     """A buyer or seller account exists. Published by the platform's account service."""
 
-    party_id: str = Field(min_length=1, max_length=128, description="Stable party id.")
+    party_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Stable party id.")
     role: Role = Field(description="`buyer` or `seller`.")
     email: str = Field(
         min_length=3,
@@ -70,7 +70,8 @@ class PartyRegistered(Payload):
 class SellerSettingsChanged(Payload):
     """A seller changed messaging settings; only the fields present changed."""
 
-    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    seller_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The seller's party id.")
     messaging_enabled: bool | None = Field(default=None, description="Vacation switch (C8).")
     fulfilment: Fulfilment | None = Field(default=None, description="Who fulfils orders.")
     authorized_senders: list[str] | None = Field(
@@ -95,7 +96,8 @@ class SellerMessagingRestricted(Payload):
     """The sanction ladder (C10) moved a seller up a step: proactive messaging restricted for a
     while, or suspended. Written by the policy service (signed)."""
 
-    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    seller_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The seller's party id.")
     level: Literal["restricted", "suspended"] = Field(
         description="`restricted`: no proactive messages until `until`; `suspended`: none "
         "until an operator lifts it."
@@ -113,7 +115,8 @@ class SellerMessagingRestrictionLifted(Payload):
     """An operator lifted a seller's restriction or suspension (C10). Written by the gateway
     (signed) on an operator's request."""
 
-    seller_id: str = Field(min_length=1, max_length=128, description="The seller's party id.")
+    seller_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The seller's party id.")
     lifted_by: str = Field(description="The operator's party id.")
     lifted_at: AwareDatetime = Field(description="When it was lifted.")
     reason: str = Field(default="", description="Why.")
@@ -125,7 +128,7 @@ class PartyErased(Payload):
     on. Written by the gateway (signed) on an operator's request; services drop what they hold
     of the party (stored addresses, names, keys) and refuse messages to or from it."""
 
-    party_id: str = Field(min_length=1, max_length=128, description="The erased party.")
+    party_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="The erased party.")
     erased_at: AwareDatetime = Field(description="When the key was destroyed.")
     requested_by: str = Field(description="The operator's party id.")
     reason: str = Field(default="", description="Why (e.g. a data-subject request id).")
@@ -134,7 +137,8 @@ class PartyErased(Payload):
 class BuyerPreferencesChanged(Payload):
     """A buyer changed their messaging preferences."""
 
-    buyer_id: str = Field(min_length=1, max_length=128, description="The buyer's party id.")
+    buyer_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The buyer's party id.")
     unsolicited_opt_out: bool = Field(description="Refuse unsolicited seller messages (C6).")
 
 
@@ -156,9 +160,11 @@ class OrderItem(Payload):
 class OrderPlaced(Payload):
     """An order was placed. Published by the platform's order service."""
 
-    order_id: str = Field(min_length=1, max_length=128, description="Order id.")
-    buyer_id: str = Field(min_length=1, description="The buyer's party id.")
-    seller_id: str = Field(min_length=1, description="The seller's party id.")
+    order_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Order id.")
+    buyer_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The buyer's party id.")
+    seller_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="The seller's party id.")
     placed_at: AwareDatetime = Field(description="When the order was placed.")
     items: list[OrderItem] = Field(default_factory=list, description="Order lines.")
     fulfilment: Fulfilment = Field(default="merchant", description="Who fulfils the order.")
@@ -167,7 +173,7 @@ class OrderPlaced(Payload):
 class OrderStatusChanged(Payload):
     """An order changed status."""
 
-    order_id: str = Field(min_length=1, max_length=128, description="Order id.")
+    order_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Order id.")
     status: OrderStatus = Field(description="The new status.")
     changed_at: AwareDatetime = Field(description="When the status changed.")
 
@@ -181,8 +187,9 @@ class PartyRef(Payload):
     """A sender or recipient: a party id, or an address (an alias at the marketplace domain,
     or, for mail arriving at the door, resolved by the alias service before publishing)."""
 
-    party_id: str | None = Field(default=None, description="The party id, when known.")
-    address: str | None = Field(default=None, description="An alias address.")
+    party_id: str | None = Field(default=None, max_length=MAX_ID_CHARS,
+                                 description="The party id, when known.")
+    address: str | None = Field(default=None, max_length=320, description="An alias address.")
 
     @model_validator(mode="after")
     def _one_of(self) -> "PartyRef":
@@ -202,7 +209,7 @@ class AttachmentRef(Payload):
         "characters (CR, LF…) become spaces, any path is dropped, at most 255 characters "
         "(`bsm_shared.contract.limits.clean_filename`; readers apply it to what they read).",
     )
-    content_type: str = Field(description="MIME type as judged from the content.")
+    content_type: str = Field(max_length=255, description="MIME type as judged from the content.")
 
     @field_validator("filename")
     @classmethod
@@ -214,11 +221,12 @@ class MessageSubmitted(Payload):
     """Somebody submitted a message (web, email or API). The platform's clock for the message
     starts at `submitted_at`: when the platform received it (B5)."""
 
-    message_id: str = Field(min_length=1, max_length=128, description="Message id.")
+    message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Message id.")
     channel: Channel = Field(description="`web`, `email` or `api`.")
     sender: PartyRef = Field(description="Who sends it.")
     recipient: PartyRef = Field(description="To whom.")
-    order_id: str | None = Field(default=None, description="The order it is about, if any.")
+    order_id: str | None = Field(default=None, max_length=MAX_ID_CHARS,
+                                 description="The order it is about, if any.")
     contact_reason: ContactReason | None = Field(
         default=None,
         description="Registry id; required for a seller starting a conversation, optional "
@@ -232,7 +240,8 @@ class MessageSubmitted(Payload):
     text: str | None = Field(default=None, description="Plain-text body.")
     html: str | None = Field(default=None, description="HTML body.")
     attachments: list[AttachmentRef] = Field(default_factory=list, description="Attachments.")
-    in_reply_to: str | None = Field(default=None, description="Message id this answers.")
+    in_reply_to: str | None = Field(default=None, max_length=MAX_ID_CHARS,
+                                    description="Message id this answers.")
     submitted_at: AwareDatetime = Field(description="When the platform received it (B5).")
 
     @field_validator("subject")

@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy bench-replay docs
+.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy bench-replay docs chaos
 
 help:
 	@echo "make demo       bring everything up and show a message delivered each way"
 	@echo "make test       unit, contract, integration and end-to-end tests (brings the stack up)"
 	@echo "make up|down|status   the local stack (Kafka, PostgreSQL, mail sink, five services)"
+	@echo "                 BSM_KAFKA_BROKERS=3 BSM_SCALE=policy=2,delivery=2 BSM_STACK_PORT_OFFSET=1000 make up"
+	@echo "make chaos      hostile workload through every door while processes are killed, then a"
+	@echo "                 Jepsen-style check (CHAOS_MESSAGES, default 20000)"
 	@echo "make restart    restart the five services after a code change"
 	@echo "make test-unit  the fast tests only (no stack needed)"
 	@echo "make bench      push messages through the real stack and print throughput and latency"
@@ -55,3 +58,8 @@ bench-replay: up
 
 docs: bootstrap
 	@$(PY) -m bsm_shared.contract.docs --write --root .
+
+# Mixed, partly hostile workload through every door while instances, a broker and PostgreSQL
+# are killed; then the checker. Size: CHAOS_MESSAGES (default 20000); see README "make chaos".
+chaos: up
+	@$(PY) -m bsm_devstack.chaos $(CHAOS_ARGS)

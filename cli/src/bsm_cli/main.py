@@ -46,10 +46,20 @@ def _stack_env() -> dict[str, str]:
     return {}
 
 
+def _address(key: str) -> str:
+    """``key`` from the environment or the checkout's ``.stack/env``; no guessed default (the
+    local stack's ports follow ``BSM_STACK_PORT_OFFSET``, so a fixed port may be someone
+    else's stack)."""
+    value = os.environ.get(key) or _stack_env().get(key)
+    if not value:
+        console.print(f"[red]{key} is not set and no .stack/env was found[/red] (from "
+                      f"{Path.cwd()} upwards): run `make up` in the checkout, or set {key}.")
+        raise typer.Exit(2)
+    return value
+
+
 def metrics_url() -> str:
-    return os.environ.get("BSM_METRICS_URL") or _stack_env().get(
-        "BSM_METRICS_URL", "http://127.0.0.1:18081"
-    )
+    return _address("BSM_METRICS_URL")
 
 
 def summarize(entry: dict[str, Any]) -> str:
@@ -142,8 +152,7 @@ def dispute(
 
 
 def gateway_url() -> str:
-    return (os.environ.get("BSM_GATEWAY_URL") or _stack_env().get("BSM_GATEWAY_URL")
-            or "http://127.0.0.1:18080")
+    return _address("BSM_GATEWAY_URL")
 
 
 def _gateway(method: str, path: str, party_id: str, role: str, **kwargs: Any) -> httpx.Response:

@@ -74,9 +74,66 @@ def status() -> None:
 
 @app.command("restart-service")
 def restart_service(name: str = typer.Argument(..., help="alias, policy, delivery, metrics, "
-                                                          "gateway or mailsink")) -> None:
-    """Stop and start one service (with a fresh environment from .stack/env)."""
+                                                          "gateway (every instance), one "
+                                                          "instance (policy-2) or mailsink")) -> None:
+    """Stop and start a service's instances (with a fresh environment from .stack/env)."""
     _run(stack.restart_service, _paths(), name)
+
+
+@app.command()
+def instances() -> None:
+    """List every service instance: name, pid, alive, address (always exits 0)."""
+    from bsm_devstack import faults
+
+    _quiet_libraries()
+    for state in faults.instances(_paths()):
+        alive = "alive" if state.alive else "dead"
+        sys.stdout.write(f"{state.name:<12} {state.pid or '-':>8} {alive:<6} "
+                         f"{state.instance.address}\n")
+
+
+def _fault(fn, *args, **kwargs) -> None:  # noqa: ANN001
+    fault = None
+
+    def call() -> None:
+        nonlocal fault
+        fault = fn(*args, **kwargs)
+
+    _run(call)
+    assert fault is not None
+    sys.stdout.write(f"{fault.kind}: {fault.target} (pid {fault.pid or '-'}) killed; "
+                     + (f"down {fault.down_seconds:.1f} s, " if fault.down_seconds else "")
+                     + f"restarted in {fault.restart_seconds:.1f} s\n")
+
+
+DOWN = typer.Option(0.0, "--down", help="seconds to leave it down before the restart")
+
+
+@app.command()
+def kill(name: str = typer.Argument(..., help="an instance: policy, policy-2, …"),
+         down: float = DOWN,
+         restart: bool = typer.Option(True, help="start it again afterwards")) -> None:
+    """SIGKILL one service instance, then start it again (fault injection)."""
+    from bsm_devstack import faults
+
+    _fault(faults.kill_instance, _paths(), name, restart=restart, down_seconds=down)
+
+
+@app.command("kill-broker")
+def kill_broker(node: int = typer.Argument(..., help="Kafka node id (1, 2 or 3)"),
+                down: float = DOWN) -> None:
+    """SIGKILL one Kafka node (broker and controller), then start it again."""
+    from bsm_devstack import faults
+
+    _fault(faults.kill_broker, _paths(), node, down_seconds=down)
+
+
+@app.command("crash-postgres")
+def crash_postgres(down: float = DOWN) -> None:
+    """Crash PostgreSQL (pg_ctl stop -m immediate), then start it again (WAL recovery)."""
+    from bsm_devstack import faults
+
+    _fault(faults.crash_postgres, _paths(), down_seconds=down)
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
     python -m bsm_devstack.mailsink --host 127.0.0.1 --port 12526 --dir .stack/mailsink
 
+(``up`` passes the port of the stack's topology: 12526 plus ``BSM_STACK_PORT_OFFSET``.)
+
 Each message is written to ``<dir>/<UTC timestamp>-<random hex>.eml`` atomically (``.tmp``
 then ``os.replace``): the exact DATA bytes with ``X-Bsm-Sink-Envelope-From:`` and
 ``X-Bsm-Sink-Envelope-To:`` headers prepended. The log has one line per message with the file
@@ -106,11 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bsm_devstack.mailsink",
                                      description="SMTP sink that stores every message as .eml")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=12526)
+    parser.add_argument("--port", type=int, default=None,
+                        help="default: the stack's relay port (BSM_STACK_PORT_OFFSET applies)")
     parser.add_argument("--dir", type=Path, required=True, help="directory for .eml files")
     parser.add_argument("--max-size", type=int, default=64 * 1024 * 1024,
                         help="largest accepted message in bytes")
     args = parser.parse_args(argv)
+    if args.port is None:
+        from bsm_devstack.topology import resolve
+
+        args.port = resolve().smtp_relay_port
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -8,21 +8,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-# Fixed local addresses (high ports, loopback only, so they do not clash with system services).
+# Where the stack listens: bsm_devstack.topology (ports follow BSM_STACK_PORT_OFFSET).
 HOST = "127.0.0.1"
-KAFKA_PORT = 19092
-KAFKA_CONTROLLER_PORT = 19093
-PG_PORT = 15432
-GATEWAY_PORT = 18080
-METRICS_PORT = 18081
-SMTP_INBOUND_PORT = 12525
-SMTP_RELAY_PORT = 12526  # the mail sink
 MAIL_DOMAIN = "marketplace.example"
-
-KAFKA_BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
-DATABASE_URL = f"postgresql://bsm:bsm@{HOST}:{PG_PORT}/bsm"
-GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
-METRICS_URL = f"http://{HOST}:{METRICS_PORT}"
 
 
 class RepoNotFound(RuntimeError):
@@ -122,21 +110,20 @@ class StackPaths:
     def kafka_libs_marker(self) -> Path:
         return self.kafka_libs / ".complete"
 
-    @cached_property
-    def kafka_data(self) -> Path:
-        return self.kafka / "data"
+    def kafka_home(self, brokers: int) -> Path:
+        """The folder of one cluster layout: ``.stack/kafka`` for the single broker (where it
+        always was), ``.stack/kafka/cluster3`` for three nodes (each its own cluster id and
+        data: switching layouts never mixes their logs)."""
+        return self.kafka if brokers == 1 else self.kafka / f"cluster{brokers}"
+
+    def kafka_node(self, brokers: int, node_id: int) -> Path:
+        home = self.kafka_home(brokers)
+        return home if brokers == 1 else home / f"node-{node_id}"
 
     @cached_property
-    def kafka_properties(self) -> Path:
-        return self.kafka / "server.properties"
-
-    @cached_property
-    def kafka_log4j(self) -> Path:
-        return self.kafka / "log4j2.properties"
-
-    @cached_property
-    def kafka_cluster_id(self) -> Path:
-        return self.kafka / "cluster-id"
+    def topology_file(self) -> Path:
+        """What the last ``up`` started (ports, brokers, instances): see topology.py."""
+        return self.stack / "topology.json"
 
     # --- postgres ------------------------------------------------------------------------------
     @cached_property
@@ -184,7 +171,7 @@ class StackPaths:
 
     def make_dirs(self) -> None:
         for d in (self.stack, self.logs, self.run, self.mailsink, self.blobs, self.kafka,
-                  self.kafka_data, self.pg):
+                  self.pg):
             d.mkdir(parents=True, exist_ok=True)
         # The unprivileged PostgreSQL user must be able to traverse .stack and .stack/pg.
         for d in (self.stack, self.pg, self.logs):

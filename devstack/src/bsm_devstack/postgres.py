@@ -1,4 +1,4 @@
-"""Local PostgreSQL cluster under ``.stack/pg`` (TCP 127.0.0.1:15432, trust auth).
+"""Local PostgreSQL cluster under ``.stack/pg`` (TCP 127.0.0.1, port from the topology, trust auth).
 
 initdb and postgres refuse to run as root; as root the cluster runs as the ``postgres`` system
 user (or ``bsmpg``, created on demand), through ``runuser``.
@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bsm_devstack.paths import HOST, PG_PORT, StackPaths
+from bsm_devstack.paths import HOST, StackPaths
 
 PG_ROOT = Path("/usr/lib/postgresql")
 ROLE = "bsm"
@@ -172,9 +172,9 @@ def _has_c_utf8() -> bool:
     return any(line.strip().lower() in ("c.utf8", "c.utf-8") for line in out.splitlines())
 
 
-def server_options(paths: StackPaths) -> str:
+def server_options(paths: StackPaths, port: int) -> str:
     return " ".join([
-        "-p", str(PG_PORT),
+        "-p", str(port),
         "-k", shlex.quote(str(paths.pg_sockets)),
         "-c", f"listen_addresses={HOST}",
         "-c", f"max_connections={MAX_CONNECTIONS}",
@@ -198,26 +198,30 @@ def postmaster_pid(paths: StackPaths) -> int | None:
         return None
 
 
-def start(paths: StackPaths, who: RunAs) -> None:
+def start(paths: StackPaths, who: RunAs, port: int) -> None:
     _prepare_dirs(paths, who)
     bin_dir = find_bin_dir(paths.pg_data)
     result = _run(who, [str(bin_dir / "pg_ctl"), "-D", str(paths.pg_data),
-                        "-l", str(paths.log("postgres")), "-o", server_options(paths),
+                        "-l", str(paths.log("postgres")), "-o", server_options(paths, port),
                         "-w", "-t", "60", "start"], paths, check=False)
     if result.returncode != 0:
         raise PostgresError(f"pg_ctl start failed (exit {result.returncode}):\n"
                             + result.stdout[-2000:])
 
 
-def stop(paths: StackPaths) -> bool:
-    """Stop the cluster (fast shutdown); False if it was not running."""
+def stop(paths: StackPaths, mode: str = "fast") -> bool:
+    """Stop the cluster; False if it was not running. ``mode`` ``fast`` (the default: roll
+    back open transactions, checkpoint) or ``immediate`` (a crash: every process quits at once,
+    the next start recovers from the WAL — what the fault primitives use)."""
+    if mode not in ("fast", "immediate"):
+        raise ValueError(f"unknown stop mode {mode!r}")
     if not is_initialized(paths):
         return False
     who = run_as(paths, create=False)
     if not is_running(paths, who):
         return False
     bin_dir = find_bin_dir(paths.pg_data)
-    result = _run(who, [str(bin_dir / "pg_ctl"), "-D", str(paths.pg_data), "-m", "fast",
+    result = _run(who, [str(bin_dir / "pg_ctl"), "-D", str(paths.pg_data), "-m", mode,
                         "-w", "-t", "60", "stop"], paths, check=False)
     if result.returncode != 0:
         raise PostgresError(f"pg_ctl stop failed (exit {result.returncode}):\n"
@@ -230,20 +234,21 @@ def stop(paths: StackPaths) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-async def _connect(user: str, database: str, password: str | None = None, timeout: float = 5):
+async def _connect(port: int, user: str, database: str, password: str | None = None,
+                   timeout: float = 5):
     import asyncpg
 
-    return await asyncpg.connect(host=HOST, port=PG_PORT, user=user, password=password,
+    return await asyncpg.connect(host=HOST, port=port, user=user, password=password,
                                  database=database, timeout=timeout)
 
 
-async def wait_accepting(timeout: float = 30.0) -> None:
+async def wait_accepting(port: int, timeout: float = 30.0) -> None:
     """Wait until the server accepts a superuser connection."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
-            conn = await _connect("postgres", "postgres")
+            conn = await _connect(port, "postgres", "postgres")
             await conn.close()
             return
         except Exception as exc:
@@ -270,12 +275,12 @@ async def _create_once(conn, exists: str, name: str, create: str, created: list[
     return False
 
 
-async def ensure_role_and_database() -> list[str]:
+async def ensure_role_and_database(port: int) -> list[str]:
     """Create role ``bsm`` (LOGIN PASSWORD 'bsm') and database ``bsm`` owned by it, if missing.
     Returns what was created."""
     created: list[str] = []
     role_exists = "SELECT 1 FROM pg_roles WHERE rolname = $1"
-    conn = await _connect("postgres", "postgres")
+    conn = await _connect(port, "postgres", "postgres")
     try:
         if await _create_once(conn, role_exists, ROLE,
                               f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'", created):
@@ -293,10 +298,10 @@ async def ensure_role_and_database() -> list[str]:
     return created
 
 
-async def ready() -> bool:
+async def ready(port: int) -> bool:
     """True if ``SELECT 1`` as bsm on database bsm succeeds."""
     try:
-        conn = await _connect(ROLE, DATABASE, PASSWORD, timeout=3)
+        conn = await _connect(port, ROLE, DATABASE, PASSWORD, timeout=3)
     except Exception:
         return False
     try:

@@ -132,22 +132,34 @@ def spawn(args: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] |
 def terminate(pid: int, timeout: float = 15.0) -> str:
     """SIGTERM the process group of ``pid`` (the process itself if it leads no group), wait up
     to ``timeout`` s, then SIGKILL. Returns "stopped", "killed" or "gone"."""
-    if not pid_alive(pid):
-        return "gone"
-    _signal(pid, signal.SIGTERM)
+    return terminate_all([pid], timeout)[pid]
+
+
+def terminate_all(pids: Sequence[int], timeout: float = 15.0) -> dict[int, str]:
+    """:func:`terminate` for several processes at once: all get SIGTERM together (the nodes of
+    a Kafka cluster shut down while their quorum still stands), then each is waited for."""
+    outcome = {pid: "gone" for pid in pids if not pid_alive(pid)}
+    live = [pid for pid in pids if pid not in outcome]
+    for pid in live:
+        signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid) and not _group_alive(pid):
-            return "stopped"
+    while live and time.monotonic() < deadline:
+        for pid in list(live):
+            if not pid_alive(pid) and not _group_alive(pid):
+                outcome[pid] = "stopped"
+                live.remove(pid)
         time.sleep(0.1)
-    _signal(pid, signal.SIGKILL)
+    for pid in live:
+        signal_group(pid, signal.SIGKILL)
+        outcome[pid] = "killed"
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and pid_alive(pid):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in live):
         time.sleep(0.1)
-    return "killed"
+    return outcome
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pid`` leads (to ``pid`` alone if it leads none)."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:

@@ -1,4 +1,4 @@
-"""The bsm services and the mail sink as background processes."""
+"""The bsm services (one or more instances each) and the mail sink as background processes."""
 
 from __future__ import annotations
 
@@ -7,53 +7,26 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from bsm_devstack import procs
 from bsm_devstack.envfile import read_env_file
-from bsm_devstack.paths import (
-    GATEWAY_URL,
-    HOST,
-    METRICS_URL,
-    SMTP_RELAY_PORT,
-    StackPaths,
-)
+from bsm_devstack.paths import HOST, StackPaths
+from bsm_devstack.topology import SERVICE_NAMES, Instance, Topology
 from bsm_devstack.ui import Progress, StackError, fail, file_size, ok, show_tail, step, warn
 
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    health_url: str | None = None  # readiness by HTTP GET → 200; else by liveness/ready file
-    address: str = "-"
-
-    @property
-    def module(self) -> str:
-        return f"bsm_{self.name}"
-
-
-SERVICES: tuple[Service, ...] = (
-    Service("alias"),
-    Service("policy"),
-    Service("delivery"),
-    Service("metrics", f"{METRICS_URL}/health", METRICS_URL),
-    Service("gateway", f"{GATEWAY_URL}/health", GATEWAY_URL),
-)
-SERVICE_NAMES = tuple(s.name for s in SERVICES)
 MAILSINK = "mailsink"
 
 READY_TIMEOUT = 60.0
 SETTLE_SECONDS = 2.0
 
+__all__ = ["MAILSINK", "SERVICE_NAMES"]
 
-def service(name: str) -> Service:
-    for svc in SERVICES:
-        if svc.name == name:
-            return svc
-    raise KeyError(name)
+
+def module(service: str) -> str:
+    return f"bsm_{service}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,10 +55,30 @@ def installed_modules(python: Path, modules: list[str]) -> dict[str, bool]:
         return {m: False for m in modules}
 
 
-def process_env(paths: StackPaths) -> dict[str, str]:
+def live_bootstrap(bootstrap: str) -> str:
+    """One broker of a comma-separated list that accepts connections now (else the first).
+
+    Work-around: the services' ``make_broker`` (bsm_shared.runtime.kafka) hands the
+    ``KAFKA_BOOTSTRAP_SERVERS`` string to FastStream, which wraps a string in a list, so
+    aiokafka reads ``"a:1,b:2"`` as one host and cannot start. A service needs one reachable
+    broker to bootstrap (it learns the others from the metadata), so each instance starts with
+    one that is up at that moment. Drop this once the runtime splits the list."""
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    for host in hosts:
+        name, _, port = host.rpartition(":")
+        if port.isdigit() and procs.port_open(name or HOST, int(port)):
+            return host
+    return hosts[0] if hosts else bootstrap
+
+
+def process_env(paths: StackPaths, instance: Instance | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(read_env_file(paths.env_file))
     env.update(read_env_file(paths.secrets_file))
+    if instance is not None:
+        env.update(instance.env())
+        if "," in env.get("KAFKA_BOOTSTRAP_SERVERS", ""):
+            env["KAFKA_BOOTSTRAP_SERVERS"] = live_bootstrap(env["KAFKA_BOOTSTRAP_SERVERS"])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -122,21 +115,22 @@ def mailsink_python(paths: StackPaths) -> Path:
     return Path(sys.executable)
 
 
-def start_mailsink(paths: StackPaths) -> None:
+def start_mailsink(paths: StackPaths, topology: Topology) -> None:
+    port = topology.smtp_relay_port
     pid = mailsink_pid(paths)
     if pid is not None:
         ok(MAILSINK, f"already running (pid {pid})")
         return
-    if procs.port_open(HOST, SMTP_RELAY_PORT):
-        raise StackError(f"mail sink: port {HOST}:{SMTP_RELAY_PORT} is in use by another "
+    if procs.port_open(HOST, port):
+        raise StackError(f"mail sink: port {HOST}:{port} is in use by another "
                          "process (not started by this stack)")
     log = paths.log(MAILSINK)
     offset = file_size(log)
     cmd = [str(mailsink_python(paths)), "-m", "bsm_devstack.mailsink", f"--host={HOST}",
-           f"--port={SMTP_RELAY_PORT}", f"--dir={paths.mailsink}"]
+           f"--port={port}", f"--dir={paths.mailsink}"]
     proc = procs.spawn(cmd, log=log, cwd=paths.root, env=process_env(paths),
                        pid_file=paths.pid_file(MAILSINK))
-    step(MAILSINK, f"started (pid {proc.pid}), waiting for SMTP on {HOST}:{SMTP_RELAY_PORT}")
+    step(MAILSINK, f"started (pid {proc.pid}), waiting for SMTP on {HOST}:{port}")
     deadline = time.monotonic() + 20
     while True:
         if proc.poll() is not None:
@@ -144,8 +138,8 @@ def start_mailsink(paths: StackPaths) -> None:
             show_tail(log, since=offset)
             paths.pid_file(MAILSINK).unlink(missing_ok=True)
             raise StackError("mail sink failed to start")
-        if _smtp_ready(HOST, SMTP_RELAY_PORT):
-            ok(MAILSINK, f"ready on {HOST}:{SMTP_RELAY_PORT} → {paths.mailsink}")
+        if _smtp_ready(HOST, port):
+            ok(MAILSINK, f"ready on {HOST}:{port} → {paths.mailsink}")
             return
         if time.monotonic() > deadline:
             fail(MAILSINK, "no SMTP greeting after 20 s")
@@ -155,78 +149,127 @@ def start_mailsink(paths: StackPaths) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# services
+# service instances
 # --------------------------------------------------------------------------------------------
 
 
-def service_markers(svc: Service) -> list[str]:
-    return ["-m", svc.module]
+def instance_markers(instance: Instance) -> list[str]:
+    """Each instance runs as ``python -X bsm-instance=<service>-<k> -m bsm_<service>``: the
+    ``-X`` option (ignored by the program, kept by the kernel's command line) tells the
+    instances of one service apart when their pid files are lost."""
+    return ["-m", module(instance.service), instance.marker]
 
 
-def service_pid(paths: StackPaths, svc: Service) -> int | None:
-    return procs.running_pid(paths.pid_file(svc.name), service_markers(svc), cwd=paths.root)
+def instance_pid(paths: StackPaths, instance: Instance) -> int | None:
+    return procs.running_pid(paths.pid_file(instance.name), instance_markers(instance),
+                             cwd=paths.root)
 
 
-def start_services(paths: StackPaths, names: tuple[str, ...] = SERVICE_NAMES) -> None:
+def stray_instances(paths: StackPaths, topology: Topology) -> list[tuple[str, int]]:
+    """Instances running in this checkout that ``topology`` does not have (a scale-down, or
+    processes whose pid files were lost): ``(marker, pid)``."""
+    wanted = {i.marker for i in topology.instances()}
+    found: list[tuple[str, int]] = []
+    for pid in procs.find_processes(["-X", "bsm-instance="], cwd=paths.root):
+        marker = next((a for a in procs.cmdline(pid) if a.startswith("bsm-instance=")), None)
+        try:
+            leader = os.getsid(pid) == pid
+        except ProcessLookupError:
+            continue
+        if marker is not None and marker not in wanted and leader:
+            found.append((marker, pid))
+    return found
+
+
+def start_services(paths: StackPaths, topology: Topology,
+                   names: tuple[str, ...] = SERVICE_NAMES) -> None:
     python = service_python(paths)
-    wanted = [service(n) for n in names]
-    available = installed_modules(python, [s.module for s in wanted])
+    available = installed_modules(python, [module(n) for n in names])
     if not python.exists():
         warn("services", f"{python} not found: services skipped (create the repo venv and "
                          "install the services)")
-    for svc in wanted:
-        pid = service_pid(paths, svc)
-        if pid is not None:
-            ok(svc.name, f"already running (pid {pid})")
-            continue
-        if not available.get(svc.module):
-            if python.exists():
-                warn(svc.name, f"{svc.module} not installed in {python}, skipped")
-            continue
-        start_service(paths, svc, python)
+    for marker, pid in stray_instances(paths, topology):
+        name = marker.removeprefix("bsm-instance=")
+        if name.rsplit("-", 1)[0] in names:
+            step(name, f"not in this stack's scale ({topology.describe()}): stopping")
+            procs.terminate(pid)
+            ok(name, f"stopped (pid {pid})")
+    for name in names:
+        for inst in topology.instances(name):
+            pid = instance_pid(paths, inst)
+            if pid is not None:
+                ok(inst.name, f"already running (pid {pid}) {inst.address}".rstrip(" -"))
+                continue
+            if not available.get(module(name)):
+                if python.exists():
+                    warn(inst.name, f"{module(name)} not installed in {python}, skipped")
+                continue
+            start_instance(paths, inst, python)
 
 
-def start_service(paths: StackPaths, svc: Service, python: Path) -> int:
-    log = paths.log(svc.name)
-    ready_file = paths.ready_file(svc.name)
-    ready_file.unlink(missing_ok=True)
-    offset = log.stat().st_size if log.exists() else 0
-    proc = procs.spawn([str(python), "-m", svc.module], log=log, cwd=paths.root,
-                       env=process_env(paths), pid_file=paths.pid_file(svc.name))
-    what = f"GET {svc.health_url} → 200" if svc.health_url else "readiness"
-    step(svc.name, f"started (pid {proc.pid}), waiting for {what}")
-    progress = Progress(svc.name, what)
+def start_instance(paths: StackPaths, inst: Instance, python: Path, *,
+                   quiet: bool = False) -> int:
+    """Start one instance and wait until it is ready (HTTP health, or the ready file the
+    runtime writes holding this process's pid, or a settle time without a traceback)."""
+    for port in (inst.port, inst.prometheus_port):
+        if port is not None and procs.port_open(HOST, port):
+            raise StackError(f"{inst.name}: port {HOST}:{port} is in use by another process "
+                             "(not started by this stack)")
+    log = paths.log(inst.name)
+    ready_file = paths.ready_file(inst.service)  # the runtime names it after the service
+    offset = file_size(log)
+    proc = procs.spawn([str(python), "-X", inst.marker, "-m", module(inst.service)], log=log,
+                       cwd=paths.root, env=process_env(paths, inst),
+                       pid_file=paths.pid_file(inst.name))
+    what = f"GET {inst.health_url} → 200" if inst.health_url else "readiness"
+    if not quiet:
+        step(inst.name, f"started (pid {proc.pid}), waiting for {what}")
+    progress = Progress(inst.name, what) if not quiet else None
+    started = time.monotonic()
 
     def died() -> None:
-        fail(svc.name, f"exited with code {proc.returncode}")
+        fail(inst.name, f"exited with code {proc.returncode}")
         show_tail(log, since=offset)
-        paths.pid_file(svc.name).unlink(missing_ok=True)
-        raise StackError(f"{svc.name} failed to start")
+        paths.pid_file(inst.name).unlink(missing_ok=True)
+        raise StackError(f"{inst.name} failed to start")
 
     with httpx.Client(timeout=2.0) as http:
         while True:
+            elapsed = time.monotonic() - started
             if proc.poll() is not None:
                 died()
-            if ready_file.exists():
+            if _ready_file_names(ready_file, proc.pid):
                 break
-            if svc.health_url:
+            if inst.health_url:
                 try:
-                    if http.get(svc.health_url).status_code == 200:
+                    if http.get(inst.health_url).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
-            elif progress.elapsed >= SETTLE_SECONDS and not _traceback_since(log, offset):
+            elif elapsed >= SETTLE_SECONDS and not _traceback_since(log, offset):
                 break
-            if progress.elapsed > READY_TIMEOUT:
-                fail(svc.name, f"not ready after {READY_TIMEOUT:.0f} s")
+            if elapsed > READY_TIMEOUT:
+                fail(inst.name, f"not ready after {READY_TIMEOUT:.0f} s")
                 show_tail(log, since=offset)
-                raise StackError(f"{svc.name} not ready")
-            progress.tick()
+                raise StackError(f"{inst.name} not ready")
+            if progress is not None:
+                progress.tick()
             time.sleep(0.25)
     if proc.poll() is not None:
         died()
-    ok(svc.name, f"ready (pid {proc.pid}, {progress.elapsed:.1f} s)")
+    if not quiet:
+        ok(inst.name, f"ready (pid {proc.pid}, {time.monotonic() - started:.1f} s)"
+                      + (f" {inst.address}" if inst.port is not None else ""))
     return proc.pid
+
+
+def _ready_file_names(path: Path, pid: int) -> bool:
+    """The runtime writes ``run/<service>.ready`` with its pid once it consumes and publishes;
+    all instances of a service share the name, so only this pid in it counts."""
+    try:
+        return path.read_text().strip() == str(pid)
+    except OSError:
+        return False
 
 
 def _traceback_since(log: Path, offset: int) -> bool:
@@ -244,8 +287,22 @@ def stop_named(paths: StackPaths, name: str, pid: int | None) -> None:
         return
     outcome = procs.terminate(pid)
     paths.pid_file(name).unlink(missing_ok=True)
-    paths.ready_file(name).unlink(missing_ok=True)
     if outcome == "killed":
         warn(name, f"did not stop within 15 s, killed (pid {pid})")
     else:
         ok(name, f"stopped (pid {pid})")
+
+
+def stop_instances(paths: StackPaths, topology: Topology,
+                   names: tuple[str, ...] = SERVICE_NAMES) -> None:
+    """Stop every instance of ``names`` (in reverse order), strays included."""
+    for name in reversed(names):
+        for inst in reversed(topology.instances(name)):
+            pid = instance_pid(paths, inst)
+            if pid is None:
+                step(inst.name, "not running")
+            stop_named(paths, inst.name, pid)
+        paths.ready_file(name).unlink(missing_ok=True)
+    for marker, pid in stray_instances(paths, topology):
+        if marker.removeprefix("bsm-instance=").rsplit("-", 1)[0] in names:
+            stop_named(paths, marker.removeprefix("bsm-instance="), pid)

@@ -306,3 +306,17 @@ async def test_published_outbox_rows_and_old_processed_ids_are_pruned_by_age(poo
     left = sorted(r["payload"] for r in await pool.fetch(f"SELECT payload FROM {schema}.outbox"))
     assert left == [b"failed", b"new", b"pending"]
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.processed_events") == 1
+
+
+async def test_an_instance_starting_beside_busy_siblings_does_not_lock_their_tables(pool):
+    """Chaos found it: a restarted instance ran its DDL again (ALTER TABLE takes an exclusive
+    lock) while siblings wrote the same tables, and now and then died in a deadlock. The DDL of
+    a version runs once; later starts touch nothing."""
+    schema = "ob_" + uid()
+    await migrate(pool, schema, [f"CREATE TABLE {schema}.seen (subject text)"])
+    async with pool.acquire() as sibling, sibling.transaction():
+        # A sibling's batch in flight, holding its row-exclusive locks.
+        await sibling.execute(f"INSERT INTO {schema}.seen VALUES ('busy')")
+        await sibling.execute(f"LOCK TABLE {schema}.outbox IN ROW EXCLUSIVE MODE")
+        await asyncio.wait_for(
+            migrate(pool, schema, [f"CREATE TABLE {schema}.seen (subject text)"]), 5)

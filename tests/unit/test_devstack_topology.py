@@ -2,13 +2,11 @@
 nodes gets distinct ports, extra instances of the doors get ports of their own, and the knobs
 are refused with a reason when the stack could not run with them."""
 
-import socket
 
 import pytest
 
 from bsm_devstack.kafka import replication_for, server_properties, Node
 from bsm_devstack.paths import StackPaths
-from bsm_devstack.services import live_bootstrap
 from bsm_devstack.topology import (
     Topology,
     TopologyError,
@@ -117,11 +115,11 @@ def test_three_brokers_replicate_every_topic_three_times_with_two_in_sync(tmp_pa
         assert line in props
 
 
-def test_a_service_bootstraps_from_one_broker_that_is_up():
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        port = listening.getsockname()[1]
-        assert live_bootstrap(f"127.0.0.1:1,127.0.0.1:{port}") == f"127.0.0.1:{port}"
-    # Nothing listens on port 1 or 2: the first is taken when none answers.
-    assert live_bootstrap("127.0.0.1:1,127.0.0.1:2") == "127.0.0.1:1"
+def test_a_service_gets_every_broker_of_a_cluster_to_bootstrap_from():
+    """Chaos found it: the runtime handed "a:1,b:2,c:3" to FastStream as one string, which
+    aiokafka read as one host, and no service started against the 3-broker cluster."""
+    from bsm_shared.runtime.kafka import bootstrap_servers
+
+    assert bootstrap_servers("127.0.0.1:20092, 127.0.0.1:20094,127.0.0.1:20096") == [
+        "127.0.0.1:20092", "127.0.0.1:20094", "127.0.0.1:20096"]
+    assert bootstrap_servers("127.0.0.1:19092") == ["127.0.0.1:19092"]

@@ -55,30 +55,12 @@ def installed_modules(python: Path, modules: list[str]) -> dict[str, bool]:
         return {m: False for m in modules}
 
 
-def live_bootstrap(bootstrap: str) -> str:
-    """One broker of a comma-separated list that accepts connections now (else the first).
-
-    Work-around: the services' ``make_broker`` (bsm_shared.runtime.kafka) hands the
-    ``KAFKA_BOOTSTRAP_SERVERS`` string to FastStream, which wraps a string in a list, so
-    aiokafka reads ``"a:1,b:2"`` as one host and cannot start. A service needs one reachable
-    broker to bootstrap (it learns the others from the metadata), so each instance starts with
-    one that is up at that moment. Drop this once the runtime splits the list."""
-    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
-    for host in hosts:
-        name, _, port = host.rpartition(":")
-        if port.isdigit() and procs.port_open(name or HOST, int(port)):
-            return host
-    return hosts[0] if hosts else bootstrap
-
-
 def process_env(paths: StackPaths, instance: Instance | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(read_env_file(paths.env_file))
     env.update(read_env_file(paths.secrets_file))
     if instance is not None:
         env.update(instance.env())
-        if "," in env.get("KAFKA_BOOTSTRAP_SERVERS", ""):
-            env["KAFKA_BOOTSTRAP_SERVERS"] = live_bootstrap(env["KAFKA_BOOTSTRAP_SERVERS"])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -19,12 +19,17 @@ group further back than that would apply an event twice). Failed outbox rows sta
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import hashlib
+import logging
 import re
 import socket
 from collections.abc import Sequence
 
 import asyncpg
+
+log = logging.getLogger("bsm.db")
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -97,11 +102,48 @@ async def create_pool(dsn: str, *, size: int, role: str = "") -> asyncpg.Pool:
 
 async def migrate(pool: asyncpg.Pool, schema: str, statements: Sequence[str]) -> None:
     """Create the schema's tables. Idempotent; serialised by an advisory lock so several
-    instances starting at once do not race on ``CREATE``."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"bsm-migrate:{schema}")
-        for statement in [*common_tables(schema), *statements]:
-            await conn.execute(statement)
+    instances starting at once do not race on ``CREATE``.
+
+    Run once per version of the statements: their digest is recorded, and an instance that
+    starts beside running siblings finds it and touches nothing. (Running the DDL again took
+    ``ALTER TABLE``'s exclusive lock on tables the siblings were writing, in another order
+    than theirs: a deadlock killed restarted instances now and then.) When the DDL does run
+    (first start, new version) it waits at most ``lock_timeout`` for each lock and is retried
+    on a deadlock."""
+    s = check_ident(schema)
+    everything = [*common_tables(schema), *statements]
+    digest = hashlib.sha256("\n;\n".join(everything).encode()).hexdigest()
+    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                                   f"bsm-migrate:{schema}")
+                if await conn.fetchval("SELECT to_regclass($1)", f"{s}.schema_migrations") \
+                        and await conn.fetchval(
+                            f"SELECT true FROM {s}.schema_migrations WHERE digest = $1", digest):
+                    return
+                await conn.execute("SET LOCAL lock_timeout = '10s'")
+                for statement in everything:
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"""CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+                        digest     text        PRIMARY KEY,
+                        applied_at timestamptz NOT NULL DEFAULT now())""")
+                await conn.execute(
+                    f"INSERT INTO {s}.schema_migrations (digest) VALUES ($1) "
+                    f"ON CONFLICT DO NOTHING", digest)
+            return
+        except (asyncpg.exceptions.DeadlockDetectedError,
+                asyncpg.exceptions.LockNotAvailableError) as exc:
+            if attempt == MIGRATE_ATTEMPTS:
+                raise
+            log.warning("migrating %s: %r; trying again (%d/%d)", schema, exc, attempt,
+                        MIGRATE_ATTEMPTS)
+            await asyncio.sleep(attempt)
+
+
+#: How often a migration that met a deadlock or a lock it could not get is tried.
+MIGRATE_ATTEMPTS = 5
 
 
 async def prune(

@@ -20,7 +20,9 @@ from .settings import ServiceSettings
 
 def make_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # A list: FastStream wraps a string in one, and aiokafka would read "a:1,b:2" as one
+        # host (every service failed to start against a cluster).
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         client_id=client_id,
         enable_idempotence=True,  # implies acks=all: no duplicates, no loss on retry
         acks="all",
@@ -28,6 +30,14 @@ def make_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
         logger=logging.getLogger(f"bsm.{client_id}.faststream"),
         log_level=logging.DEBUG,
     )
+
+
+def bootstrap_servers(value: str) -> list[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` (``host:port[,host:port…]``) as the list clients take."""
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    if not hosts:
+        raise ValueError("KAFKA_BOOTSTRAP_SERVERS names no broker")
+    return hosts
 
 
 async def _raw_records(msg: Any) -> list[Record]:

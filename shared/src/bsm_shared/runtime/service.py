@@ -84,6 +84,28 @@ class ServiceRuntime:
         return await self.broker.publish(payload, topic=topic, key=key, no_confirm=True)
 
     async def start(self) -> None:
+        """Open the pool and migrate; while PostgreSQL cannot be reached (a restart, a crash
+        being recovered), wait for it — up to ``startup_wait_seconds``, saying so — instead
+        of exiting at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.startup_wait_seconds
+        attempt = 0
+        while True:
+            try:
+                await self._open()
+                return
+            except Exception as exc:  # noqa: BLE001 - only the database's errors wait
+                if not is_transient(exc) or loop.time() >= deadline:
+                    raise
+                attempt += 1
+                log.warning("%s: PostgreSQL unavailable at start (%r); waiting (attempt %d)",
+                            self.name, exc, attempt)
+                if self.pool is not None:
+                    await self.pool.close()
+                    self.pool = None
+                await asyncio.sleep(min(5.0, 0.5 * attempt))
+
+    async def _open(self) -> None:
         dsn = self.settings.database_url.get_secret_value()
         role = self.settings.db_runtime_role
         if role:

@@ -67,6 +67,11 @@ class ServiceSettings(BaseSettings):
         description="Serve the runtime's Prometheus metrics on this port (0: not served; the "
         "services with an HTTP API serve them on their own `/metrics`).",
     )
+    startup_wait_seconds: float = Field(
+        default=120.0, ge=0,
+        description="How long a starting service waits for PostgreSQL to accept connections "
+        "before it gives up (exits).",
+    )
     max_event_retries: int = Field(
         default=5, ge=1,
         description="Attempts of one event failing with a transient error while the database "

@@ -343,3 +343,27 @@ async def test_a_file_name_or_order_id_with_cr_lf_is_mailed_as_one_line_and_the_
     assert (part.get_filename(), part.get_content_type()) == (
         "factura X-Evil: 1.pdf", "application/octet-stream")
     assert sink_mail(env, good) is not None
+
+
+async def test_finished_jobs_are_pruned_after_their_return_paths_expired_and_pending_ones_stay(
+    kafka, prefix, settings_for, env
+):
+    """Retention (issue 10): the jobs table held every message's full decision forever."""
+    settings = settings_for(DeliverySettings, "delivery", verp_valid_days=1)
+    seller = "s-" + uid()
+    old, value = decision(env, recipient_party_id=seller)
+    async with running(create_runtime(settings)) as rt:
+        await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+        await kafka.collect(prefix + "bsm.messages.delivered",
+                            lambda e: e["data"]["message_id"] == old)
+        s = settings.db_schema
+        await rt.pool.execute(f"UPDATE {s}.jobs SET created_at = now() - interval '3 days'")
+        await rt.pool.execute(
+            f"INSERT INTO {s}.jobs (message_id, cause_event_id, policy_checked, created_at) "
+            f"VALUES ('waiting', gen_random_uuid(), '{{}}', now() - interval '3 days')")
+        await rt.pool.execute(f"UPDATE {s}.jobs SET next_attempt_at = now() + interval '1 day' "
+                              f"WHERE message_id = 'waiting'")
+        gone = await rt.delivery.prune_finished()
+        left = [r["message_id"] for r in await rt.pool.fetch(f"SELECT message_id FROM {s}.jobs")]
+    assert gone["jobs"] == 1 and left == ["waiting"]

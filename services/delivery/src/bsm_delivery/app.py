@@ -74,6 +74,8 @@ BOUNCE_ADDRESS_LOCAL = "bounces"
 #: How long a claimed job or notice stays with its worker if that worker lives but is stuck
 #: (a dead worker's rows are taken over at once, see ``bsm_shared.runtime.liveness``).
 LEASE_SECONDS = 600.0
+#: How often the worker applies the retention of finished jobs and notices.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def migrations(schema: str) -> list[str]:
@@ -401,11 +403,32 @@ class Delivery:
         return Outgoing(topic, data.relationship_id or data.message_id, event)
 
     # -- worker side --------------------------------------------------------------------------
+    async def prune_finished(self) -> dict[str, int]:
+        """Retention: finished jobs and notices go after twice the time a return path accepts
+        bounce reports (``verp_valid_days``) — nothing can refer to them any more. The mailbox
+        (the recipients' messages) and the record are kept."""
+        assert self.rt.pool is not None
+        seconds = 2 * self.settings.verp_valid_days * 86400
+        gone = {}
+        for table, column in (("jobs", "created_at"), ("notices", "next_attempt_at")):
+            status = await self.rt.pool.execute(
+                f"DELETE FROM {self.s}.{table} WHERE state <> 'pending' "
+                f"AND {column} < now() - make_interval(secs => $1)", seconds)
+            gone[table] = int(status.split()[-1])
+            if gone[table]:
+                self.rt.metrics.pruned.labels(self.s, table).inc(gone[table])
+        return gone
+
     async def run_worker(self, _rt: ServiceRuntime | None = None) -> None:
         attempt = 0
+        loop = asyncio.get_running_loop()
+        last_prune = -PRUNE_EVERY_SECONDS
         while True:
             try:
                 await self.liveness.ensure()
+                if loop.time() - last_prune >= PRUNE_EVERY_SECONDS:
+                    await self.prune_finished()
+                    last_prune = loop.time()
                 if await self.deliver_due() + await self.send_notices() == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=0.5)
@@ -662,6 +685,7 @@ def create_runtime(
 
     def handlers(rt: ServiceRuntime) -> dict:
         d = holder["d"] = Delivery(rt, settings, on_mailed)
+        rt.delivery = d  # type: ignore[attr-defined]  # tests reach the worker through it
         # Order matters: parties are applied before the decisions of the same batch.
         return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked,
                 Topic.BOUNCED: d.on_bounced, Topic.BOUNCE_REPORTS: d.on_bounce_report}

@@ -320,3 +320,24 @@ async def test_an_instance_starting_beside_busy_siblings_does_not_lock_their_tab
         await sibling.execute(f"LOCK TABLE {schema}.outbox IN ROW EXCLUSIVE MODE")
         await asyncio.wait_for(
             migrate(pool, schema, [f"CREATE TABLE {schema}.seen (subject text)"]), 5)
+
+
+async def test_json_nested_too_deeply_to_read_is_dead_lettered_not_redelivered_forever(pool):
+    """Python's JSON reader raises RecursionError (not a JSON error) on deep nesting: it escaped
+    the parser and would have made the consumer re-read the batch without end."""
+    schema = "ct_" + uid()
+    seen_subjects: list[str] = []
+
+    async def handle(conn, incoming):
+        seen_subjects.append(incoming.event.data.subject)
+        return []
+
+    consumer = await consumer_with(pool, {Topic.SUBMITTED: handle}, schema)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = b'{"type": "MessageSubmitted", "version": 1, "data": ' + b'{"a": ' * 900 + b'"x"' \
+        + b"}" * 900 + b"}"
+    await asyncio.wait_for(consumer.consume(
+        [rec(1, deep), rec(2, nested), rec(3, message("after"))]), BOUND)
+    assert seen_subjects == ["after"]
+    codes = [d["error_code"] for d in await dead_letters(pool, schema)]
+    assert codes[0] == "malformed_json" and len(codes) == 2

@@ -150,6 +150,8 @@ def decode_json(raw: bytes | str) -> dict[str, Any]:
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventParseError("malformed_json", str(exc)) from exc
+    except RecursionError:
+        raise EventParseError("malformed_json", "nested too deeply to read") from None
     if not isinstance(obj, dict):
         raise EventParseError("not_an_object", "an event is one JSON object")
     return obj
@@ -175,7 +177,10 @@ def parse_event(obj: dict[str, Any] | bytes | str) -> Envelope:
             f"{etype} version {version} is newer than this reader knows "
             f"({CURRENT_VERSIONS[etype]})",
         )
-    bad = find_unstorable(obj)
+    try:
+        bad = find_unstorable(obj)
+    except RecursionError:
+        raise EventParseError("invalid_event", "nested too deeply to read") from None
     if bad is not None:
         # PostgreSQL cannot store it and UTF-8 cannot carry it: refused here, before any
         # stage or the record tries (see ``limits``).

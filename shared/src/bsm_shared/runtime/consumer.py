@@ -282,6 +282,11 @@ class EventConsumer:
                     extra={"topic": record.topic},
                 )
                 checked.append((record, exc.code, exc.detail))
+            except Exception as exc:  # noqa: BLE001 - a record the readers choke on is refused
+                log.error("dead-lettering %s[%d]@%d: the reader failed on it: %r",
+                          record.topic, record.partition, record.offset, exc,
+                          extra={"topic": record.topic})
+                checked.append((record, "invalid_event", f"the reader failed: {exc!r}"))
         # Reference data first: within a batch, events of the topics listed first in
         # ``handlers`` (parties, orders) are applied before the messages that may need them.
         rank = {t: i for i, t in enumerate(self._handlers)}

@@ -57,10 +57,11 @@ class Archive(BatchHooks):
 
 
 async def test_a_batch_hook_failing_on_one_event_dead_letters_that_event_and_archives_the_rest(
-    pool,
+    pool, expect
 ):
     """Finding 2: the record's batch hook ran outside the per-event isolation; one event it
     could not write made the batch fail again and again, and nothing after it was archived."""
+    expect.error("handler_error: CheckViolation", logger="bsm.consumer")
     schema = "ct_" + uid()
     archive = Archive(schema)
 
@@ -98,9 +99,10 @@ async def test_an_event_with_a_nul_character_is_dead_lettered_as_unstorable_and_
     assert "data.html" in dead["error"] and "U+0000" in dead["error"]
 
 
-async def test_an_event_that_keeps_timing_out_is_dead_lettered_after_the_retry_limit(pool):
+async def test_an_event_that_keeps_timing_out_is_dead_lettered_after_the_retry_limit(pool, expect):
     """Finding 5: transient retries had no limit. A statement that always times out is the
     event's problem once the database answers otherwise: bounded, then a dead letter."""
+    expect.error("retries_exhausted", logger="bsm.consumer")
     schema = "ct_" + uid()
     attempts = {"slow": 0}
 
@@ -122,8 +124,9 @@ async def test_an_event_that_keeps_timing_out_is_dead_lettered_after_the_retry_l
     assert consumer.retries == 3
 
 
-async def test_a_missing_file_is_the_events_error_and_is_not_retried(pool):
+async def test_a_missing_file_is_the_events_error_and_is_not_retried(pool, expect):
     """Finding 5: OSError counted as transient, so a FileNotFoundError was retried forever."""
+    expect.error("FileNotFoundError", logger="bsm.consumer")
     schema = "ct_" + uid()
     calls = []
 
@@ -141,9 +144,10 @@ async def test_a_missing_file_is_the_events_error_and_is_not_retried(pool):
     assert consumer.retries == 0 and calls == ["file", "file", "b"]
 
 
-async def test_one_failing_expired_deferral_does_not_block_the_others(pool):
+async def test_one_failing_expired_deferral_does_not_block_the_others(pool, expect):
     """Finding 5: the sweeper had no isolation and sorted the same failing row first again, so
     every expired deferral of the consumer waited behind it."""
+    expect.error("cannot decide this one", logger="bsm.consumer")
     schema = "ct_" + uid()
 
     async def handle(conn, incoming):
@@ -164,7 +168,10 @@ async def test_one_failing_expired_deferral_does_not_block_the_others(pool):
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.deferred") == 0
 
 
-async def test_a_released_event_that_fails_is_dead_lettered_not_the_event_that_released_it(pool):
+async def test_a_released_event_that_fails_is_dead_lettered_not_the_event_that_released_it(
+    pool, expect
+):
+    expect.error("the waiting message cannot be decided", logger="bsm.consumer")
     schema = "ct_" + uid()
     order_id = "o-" + uid()
 
@@ -224,9 +231,12 @@ class FakeKafka:
         return done
 
 
-async def test_an_outbox_row_kafka_refuses_for_good_is_marked_failed_and_the_rest_published(pool):
+async def test_an_outbox_row_kafka_refuses_for_good_is_marked_failed_and_the_rest_published(
+    pool, expect
+):
     """Finding 4: one event larger than Kafka's maximum was retried forever and every later
     event of the service waited behind it."""
+    expect.error("refused for good, marked failed: MessageSizeTooLarge", logger="bsm.outbox")
     schema = await outbox_schema(pool)
     await fill(pool, schema, [b"1", b"huge", b"3"])
     kafka = FakeKafka({b"huge": MessageSizeTooLargeError("1,048,577 bytes")})
@@ -241,8 +251,9 @@ async def test_an_outbox_row_kafka_refuses_for_good_is_marked_failed_and_the_res
 
 
 async def test_a_row_that_fails_transiently_while_others_pass_fails_for_good_after_the_limit(
-    pool,
+    pool, expect
 ):
+    expect.error("refused for good, marked failed: 3 attempts", logger="bsm.outbox")
     schema = await outbox_schema(pool)
     await fill(pool, schema, [b"1", b"to-nowhere"])
     kafka = FakeKafka({b"to-nowhere": KafkaConnectionError("unknown topic")})
@@ -322,9 +333,12 @@ async def test_an_instance_starting_beside_busy_siblings_does_not_lock_their_tab
             migrate(pool, schema, [f"CREATE TABLE {schema}.seen (subject text)"]), 5)
 
 
-async def test_json_nested_too_deeply_to_read_is_dead_lettered_not_redelivered_forever(pool):
+async def test_json_nested_too_deeply_to_read_is_dead_lettered_not_redelivered_forever(
+    pool, expect
+):
     """Python's JSON reader raises RecursionError (not a JSON error) on deep nesting: it escaped
     the parser and would have made the consumer re-read the batch without end."""
+    expect.error("the reader failed on it", logger="bsm.consumer")
     schema = "ct_" + uid()
     seen_subjects: list[str] = []
 

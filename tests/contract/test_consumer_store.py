@@ -31,7 +31,10 @@ async def outbox(pool: asyncpg.Pool, consumer: EventConsumer) -> list[dict]:
     return [{**json.loads(r["payload"]), "outbox_topic": r["topic"]} for r in rows]
 
 
-async def test_one_failing_event_is_dead_lettered_and_the_rest_of_its_batch_is_applied(pool):
+async def test_one_failing_event_is_dead_lettered_and_the_rest_of_its_batch_is_applied(
+    pool, expect
+):
+    expect.error("cannot handle this one", logger="bsm.consumer")
     schema = "ct_" + uid()
 
     async def handle(conn, incoming):

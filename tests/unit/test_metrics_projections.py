@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, timedelta
 
 from bsm_metrics import projections as p
 from tests.factories import T0
@@ -64,12 +64,14 @@ def test_reported_messages_need_no_answer_and_count_in_report_statistics():
         {"sender_party_id": "spammer", "distinct_reporters": 3, "reports": 3}]
 
 
-def test_the_daily_limit_is_five_times_average_daily_orders_plus_600():
-    day = T0.date()
-    orders = {day - timedelta(days=d): 6 for d in range(1, 31)}  # 6 a day for 30 days
-    assert p.daily_limit(orders, day) == 5 * 6 + 600
-    assert p.daily_limit({}, day) == 600
-    assert p.daily_limit({day: 100}, day) == 600, "the day itself is not in the average"
+def test_a_message_and_an_order_count_on_their_utc_day_whatever_their_offset():
+    """F2 counted a message on the day of its own offset (issue 12): 23:30 in New York on
+    1 November is 2 November in UTC, the day policy charges it to."""
+    late_evening = {"type": "PolicyChecked", "data": {
+        "sender_role": "seller", "verdict": "approved", "sender_party_id": "s-1",
+        "message_id": "m-1", "submitted_at": "2026-11-01T23:30:00-05:00"}}
+    [op] = p.operations(late_evening)
+    assert op.day == date(2026, 11, 2)
 
 
 def test_marking_a_message_twice_keeps_the_first_reason():

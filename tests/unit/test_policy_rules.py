@@ -427,8 +427,8 @@ def test_c6_essential_important_replies_and_handmade_or_wine_orders_reach_an_opt
     assert engine.decide(msg, ctx(order, buyer=OPTED_OUT)).verdict == "approved"
 
 
-def test_c7_the_daily_limit_is_five_times_average_daily_orders_plus_600():
-    assert engine.daily_limit(0) == 600 and engine.daily_limit(300) == 650
+def test_c7_a_seller_at_the_daily_limit_is_stopped_naming_the_limit():
+    # The formula itself: bsm_shared.quota (tests/unit/test_quota.py), shared with the record.
     full = engine.SellerFacts("seller-1", daily_limit=650, sent_today=650)
     decision = engine.decide(from_seller(text="El envío se retrasa un día."), ctx(seller=full))
     [v] = decision.violations

@@ -101,7 +101,8 @@ class QuotaOut(BaseModel):
     seller_id: str
     day: str
     used: int = Field(description="The seller's approved messages that UTC day.")
-    limit: int = Field(description="5 × average daily orders over the 30 days before + 600.")
+    limit: int = Field(description="C7: factor × average daily orders over the 30 UTC days "
+                       "before + base (5 and 600 by default; `bsm_shared.quota`).")
 
 
 class ReportStatsOut(BaseModel):
@@ -366,7 +367,8 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         d = day or now().astimezone(UTC).date()
         assert rt.pool is not None
         async with rt.pool.acquire() as conn:
-            used, limit = await PgProjections(conn, rt.schema).quota(seller_id, d)
+            used, limit = await PgProjections(conn, rt.schema).quota(
+                seller_id, d, factor=settings.daily_limit_factor, base=settings.daily_limit_base)
         return QuotaOut(seller_id=seller_id, day=d.isoformat(), used=used, limit=limit)
 
     @app.get("/v1/reports/stats", response_model=ReportStatsOut,

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from bsm_shared.quota import quota_day
+
 LATE_AFTER = timedelta(hours=24)
 WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 
@@ -121,10 +123,11 @@ def operations(event: dict[str, Any]) -> list[Operation]:
     if etype == "PolicyChecked" and data.get("sender_role") == "seller" and (
         data.get("verdict") == "approved"
     ):
-        return [SellerMessageApproved(data["sender_party_id"], _ts(data["submitted_at"]).date(),
-                                      data["message_id"])]
+        return [SellerMessageApproved(data["sender_party_id"],
+                                      quota_day(_ts(data["submitted_at"])), data["message_id"])]
     if etype == "OrderPlaced":
-        return [OrderPlaced(data["order_id"], data["seller_id"], _ts(data["placed_at"]).date())]
+        return [OrderPlaced(data["order_id"], data["seller_id"],
+                            quota_day(_ts(data["placed_at"])))]
     return []
 
 
@@ -188,12 +191,6 @@ def response_times(
         if counted else None,
         average_response_time_seconds=sum(durations) / len(durations) if durations else None,
     )
-
-
-def daily_limit(orders_by_day: dict[date, int], day: date) -> int:
-    """C7: 5 × the seller's average daily orders over the 30 days before ``day`` + 600."""
-    total = sum(n for d, n in orders_by_day.items() if day - timedelta(days=30) <= d < day)
-    return int(5 * total / 30) + 600
 
 
 @dataclass

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from bsm_shared.quota import DailyLimitSettings
 from bsm_shared.runtime.settings import ServiceSettings
 
 
-class MetricsSettings(ServiceSettings):
+class MetricsSettings(ServiceSettings, DailyLimitSettings):
     model_config = SettingsConfigDict(env_prefix="BSM_METRICS_", extra="ignore")
 
     http_host: str = Field(default="127.0.0.1", description="HTTP listen address.")

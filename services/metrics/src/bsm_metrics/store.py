@@ -4,10 +4,11 @@ same assertions against both."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import asyncpg
 
+from bsm_shared import quota
 from bsm_shared.runtime.db import check_ident
 
 from . import projections as p
@@ -120,17 +121,21 @@ class PgProjections:
         )
         return [p.Tracked(**dict(r)) for r in rows]
 
-    async def quota(self, seller_id: str, day: date) -> tuple[int, int]:
+    async def quota(self, seller_id: str, day: date, *,
+                    factor: int = quota.DEFAULT_FACTOR,
+                    base: int = quota.DEFAULT_BASE) -> tuple[int, int]:
+        """(messages used, the limit) of a seller's UTC ``day`` (C7, ``bsm_shared.quota``)."""
         used = await self.c.fetchval(
             f"SELECT count(*) FROM {self.s}.seller_daily_approved WHERE seller_id = $1 AND day = $2",
             seller_id, day,
         )
-        rows = await self.c.fetch(
-            f"""SELECT day, count(*) AS n FROM {self.s}.seller_daily_orders
-                WHERE seller_id = $1 AND day >= $2 AND day < $3 GROUP BY day""",
-            seller_id, day - timedelta(days=30), day,
+        first, end = quota.order_window(day)
+        orders = await self.c.fetchval(
+            f"""SELECT count(*) FROM {self.s}.seller_daily_orders
+                WHERE seller_id = $1 AND day >= $2 AND day < $3""",
+            seller_id, first, end,
         )
-        return used, p.daily_limit({r["day"]: r["n"] for r in rows}, day)
+        return used, quota.daily_limit(orders, factor=factor, base=base)
 
     async def reports(self, since: datetime, until: datetime) -> tuple[
         list[p.Report], dict[str, p.MessageSent]

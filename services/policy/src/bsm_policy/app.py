@@ -37,6 +37,7 @@ from bsm_shared.contract.payloads import (
     SellerMessagingRestrictionLifted,
     SellerSettingsChanged,
 )
+from bsm_shared import quota
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
@@ -256,15 +257,16 @@ class PolicyHandlers:
             )
         limit = sent = None
         if msg.sender_role == "seller":
-            day = msg.submitted_at.astimezone(UTC).date()
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            day = quota.quota_day(msg.submitted_at)
+            first, end = (datetime(d.year, d.month, d.day, tzinfo=UTC)
+                          for d in quota.order_window(day))
             orders_30 = await conn.fetchval(
                 f"""SELECT count(*) FROM {s}.orders WHERE seller_id = $1
                     AND placed_at >= $2 AND placed_at < $3""",
-                seller_id, start - timedelta(days=30), start,
+                seller_id, first, end,
             )
-            limit = engine.daily_limit(int(orders_30), factor=self.settings.daily_limit_factor,
-                                       base=self.settings.daily_limit_base)
+            limit = quota.daily_limit(int(orders_30), factor=self.settings.daily_limit_factor,
+                                      base=self.settings.daily_limit_base)
             sent = await conn.fetchval(
                 f"SELECT sent FROM {s}.daily_counts WHERE seller_id = $1 AND day = $2",
                 seller_id, day,
@@ -317,7 +319,7 @@ class PolicyHandlers:
         seller = ctx.seller
         assert seller is not None and ctx.buyer is not None
         if decision.verdict == "approved" and decision.counts_towards_limit:
-            day = msg.submitted_at.astimezone(UTC).date()
+            day = quota.quota_day(msg.submitted_at)
             taken = await conn.fetchval(
                 f"""INSERT INTO {s}.daily_counts (seller_id, day, sent) VALUES ($1, $2, 1)
                     ON CONFLICT (seller_id, day) DO UPDATE SET sent = {s}.daily_counts.sent + 1

@@ -293,12 +293,6 @@ def region_of(locale: str) -> str:
     return parts[1].upper() if len(parts) > 1 and len(parts[1]) == 2 else "US"
 
 
-def daily_limit(orders_last_30_days: int, *, factor: int = 5, base: int = 600) -> int:
-    """C7: 5 × the seller's average daily orders over the trailing 30 days + 600 (rounded
-    down; the factor and base are settings of the service)."""
-    return (factor * orders_last_30_days) // 30 + base
-
-
 def _order_exempt_from_opt_out(order: OrderFacts | None) -> bool:
     return bool(order and (order.handmade or order.custom or order.wine))
 

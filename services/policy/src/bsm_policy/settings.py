@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from bsm_shared.quota import DailyLimitSettings
 from bsm_shared.runtime.settings import ServiceSettings
 
 
-class PolicySettings(ServiceSettings):
+class PolicySettings(ServiceSettings, DailyLimitSettings):
     model_config = SettingsConfigDict(env_prefix="BSM_POLICY_", extra="ignore")
 
     order_wait_seconds: float = Field(
@@ -22,12 +23,6 @@ class PolicySettings(ServiceSettings):
         validation_alias=AliasChoices("BSM_BLOB_DIR", "blob_dir"),
         description="The attachment blob store (files named by sha256), where readable: GIF "
         "attachments are judged animated or not from their frames (C4). Empty: not read.",
-    )
-    daily_limit_factor: int = Field(
-        default=5, ge=0, description="C7: messages per average daily order (trailing 30 days)."
-    )
-    daily_limit_base: int = Field(
-        default=600, ge=1, description="C7: messages every seller may send per UTC day."
     )
     sanction_strikes: int = Field(
         default=3, ge=1,

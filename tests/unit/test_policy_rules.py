@@ -364,7 +364,9 @@ def test_c2_review_requests_only_in_the_registrys_window_after_delivery():
                       "ayuda.", contact_reason="review_request")
     assert codes(engine.decide(msg, ctx(order(2)))) == ["review_request_outside_window"]
     assert engine.decide(msg, ctx(order(10))).verdict == "approved"
-    assert codes(engine.decide(msg, ctx(order(40)))) == ["review_request_outside_window"]
+    # 40 days after delivery: past the review window, and past C2's 30 days too.
+    assert codes(engine.decide(msg, ctx(order(40)))) == ["review_request_outside_window",
+                                                         "proactive_window_closed"]
 
 
 def test_c3_text_limits_follow_the_sp_api_model():
@@ -572,3 +574,81 @@ def test_html_that_sanitising_would_make_too_large_to_travel_is_refused_naming_t
     [v] = [v for v in decision.violations if v.code == "message_too_large"]
     assert v.rule == "C3" and str(MAX_SANITIZED_BODY_BYTES) in v.detail
     assert v.detail.startswith("Una vez saneado") and "adjunto" in v.remedy
+
+
+# ---------------------------------------------------------------------------------------------
+# Order status semantics (issue 12): completion means delivery; windows from delivery when
+# known, else completion; events in any order.
+# ---------------------------------------------------------------------------------------------
+
+D = timedelta(days=1)
+PLACED = NOW - 60 * D
+
+
+def folded(*changes: tuple[str, datetime]) -> engine.OrderFacts:
+    order = dataclasses.replace(ORDER, status="pending", placed_at=PLACED)
+    for status, at in changes:
+        order = engine.fold_status(order, status, at)
+    return order
+
+
+SEQUENCES = [
+    # (what the platform published, in arrival order) → (status, delivered_at, completed_at)
+    ([("shipped", NOW - 20 * D), ("delivered", NOW - 15 * D), ("completed", NOW - 10 * D)],
+     ("completed", NOW - 15 * D, NOW - 10 * D)),
+    ([("shipped", NOW - 20 * D), ("completed", NOW - 10 * D)],  # no separate delivery
+     ("completed", None, NOW - 10 * D)),
+    ([("completed", NOW - 10 * D), ("delivered", NOW - 15 * D), ("shipped", NOW - 20 * D)],
+     ("completed", NOW - 15 * D, NOW - 10 * D)),  # out of order: the latest change wins
+    ([("delivered", NOW - 15 * D), ("returned", NOW - 5 * D)],
+     ("returned", NOW - 15 * D, None)),
+    ([("delivered", NOW - 15 * D), ("delivered", NOW - 14 * D)],  # a repeat keeps the first
+     ("delivered", NOW - 15 * D, None)),
+]
+
+
+@pytest.mark.parametrize("changes, expected", SEQUENCES)
+def test_status_changes_fold_to_the_latest_status_and_the_first_delivery_and_completion(
+    changes, expected
+):
+    order = folded(*changes)
+    assert (order.status, order.delivered_at, order.completed_at) == expected
+
+
+@pytest.mark.parametrize("changes, allowed", [
+    ([("completed", NOW - 10 * D)], True),  # completion without delivery: 10 days after
+    ([("delivered", NOW - 10 * D), ("completed", NOW - 2 * D)], True),
+    ([("delivered", NOW - 40 * D), ("completed", NOW - 2 * D)], False),  # 40 days after delivery
+    ([("delivered", NOW - 2 * D)], False),  # too early (5–30 days)
+    ([("shipped", NOW - 10 * D)], False),
+])
+def test_a_review_request_counts_from_delivery_when_known_else_from_completion(changes, allowed):
+    decision = engine.decide(
+        from_seller(contact_reason="review_request",
+                    text="¿Nos dejaría una opinión sincera sobre su compra?"),
+        ctx(order=folded(*changes)))
+    assert ("review_request_outside_window" not in codes(decision)
+            and "reason_not_available_for_status" not in codes(decision)) == allowed, codes(decision)
+
+
+def test_a_reason_available_after_delivery_is_available_for_a_completed_order():
+    order = folded(("completed", NOW - 3 * D))  # the platform sent no `delivered`
+    decision = engine.decide(
+        from_seller(contact_reason="schedule_service", text="¿Qué día le viene bien el montaje?"),
+        ctx(order=order))
+    assert "reason_not_available_for_status" not in codes(decision)
+
+
+@pytest.mark.parametrize("changes, closed", [
+    ([("delivered", NOW - 31 * D), ("completed", NOW - 5 * D)], True),  # 31 days from delivery
+    ([("delivered", NOW - 29 * D)], False),  # delivered, not completed: the window runs too
+    ([("completed", NOW - 31 * D)], True),  # completion without a delivery event
+    ([("shipped", NOW - 60 * D)], False),  # not received yet: no window
+])
+def test_c2_the_proactive_window_counts_from_delivery_when_known_else_from_completion(
+    changes, closed
+):
+    decision = engine.decide(
+        from_seller(contact_reason="unexpected_problem", text="Hay un problema con su pedido."),
+        ctx(order=folded(*changes)))
+    assert ("proactive_window_closed" in codes(decision)) == closed, codes(decision)

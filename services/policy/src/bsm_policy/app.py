@@ -204,24 +204,23 @@ class PolicyHandlers:
             )
             incoming.released.append(f"order:{data.order_id}")
         elif isinstance(data, OrderStatusChanged):
-            # Status changes may overtake each other across replays: the latest change wins,
-            # judged by the event's own time, never by processing order. The delivery and
-            # completion times are kept apart: the windows of C2 are counted from them.
+            # Status changes may overtake each other across replays and partitions' timing: the
+            # core folds them (engine.fold_status: the latest by its own time sets the status,
+            # the first delivery and completion start the windows); here only load and store.
+            row = await conn.fetchrow(
+                f"SELECT * FROM {self.s}.orders WHERE order_id = $1 FOR UPDATE", data.order_id)
+            known = (_order_facts(row) if row is not None
+                     else engine.OrderFacts(data.order_id, "", ""))  # status before the order
+            folded = engine.fold_status(known, data.status, data.changed_at)
             await conn.execute(
                 f"""INSERT INTO {self.s}.orders (order_id, status, status_changed_at,
-                        delivered_at, completed_at)
-                    VALUES ($1, $2::text, $3::timestamptz,
-                            CASE WHEN $2::text = 'delivered' THEN $3::timestamptz END,
-                            CASE WHEN $2::text = 'completed' THEN $3::timestamptz END)
-                    ON CONFLICT (order_id) DO UPDATE SET
-                        status = CASE WHEN {self.s}.orders.status_changed_at IS NULL
-                            OR {self.s}.orders.status_changed_at <= EXCLUDED.status_changed_at
-                            THEN EXCLUDED.status ELSE {self.s}.orders.status END,
-                        status_changed_at = GREATEST({self.s}.orders.status_changed_at,
-                            EXCLUDED.status_changed_at),
-                        delivered_at = COALESCE(EXCLUDED.delivered_at, {self.s}.orders.delivered_at),
-                        completed_at = COALESCE(EXCLUDED.completed_at, {self.s}.orders.completed_at)""",
-                data.order_id, data.status, data.changed_at,
+                        delivered_at, completed_at) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,
+                        status_changed_at = EXCLUDED.status_changed_at,
+                        delivered_at = EXCLUDED.delivered_at,
+                        completed_at = EXCLUDED.completed_at""",
+                data.order_id, folded.status, folded.status_changed_at, folded.delivered_at,
+                folded.completed_at,
             )
         return []
 

@@ -297,8 +297,38 @@ def _order_exempt_from_opt_out(order: OrderFacts | None) -> bool:
     return bool(order and (order.handmade or order.custom or order.wine))
 
 
+#: Statuses that mean the buyer has the goods: a completed order was delivered, even when the
+#: platform never published a separate ``delivered`` status.
+RECEIVED = frozenset({"delivered", "completed"})
+
+
 def _window_base(order: OrderFacts) -> datetime | None:
+    """When the windows after delivery start: delivery when known, else completion."""
     return order.delivered_at or order.completed_at
+
+
+def status_allows(statuses: frozenset[str] | set[str] | list[str], status: str) -> bool:
+    """Whether a reason available in ``statuses`` is available in ``status``: what is available
+    after delivery is available for a completed order too."""
+    return status in statuses or (status == "completed" and "delivered" in statuses)
+
+
+def fold_status(order: OrderFacts, status: str, changed_at: datetime) -> OrderFacts:
+    """The order after one ``OrderStatusChanged``, whatever order the events arrive in: the
+    latest change (by its own time) sets the status; the first delivery and the first completion
+    are kept (they start the windows of C2 and of review requests)."""
+    latest = order.status_changed_at is None or order.status_changed_at <= changed_at
+    return replace(
+        order,
+        status=status if latest else order.status,
+        status_changed_at=changed_at if latest else order.status_changed_at,
+        delivered_at=min(filter(None, [order.delivered_at,
+                                       changed_at if status == "delivered" else None]),
+                         default=None),
+        completed_at=min(filter(None, [order.completed_at,
+                                       changed_at if status == "completed" else None]),
+                         default=None),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +376,7 @@ def reason_availability(rule: ReasonRule, order: OrderFacts | None, now: datetim
     p = {"reason": rule.id}
     if order is None:
         return [_Found("order_required", span, p)]
-    if order.status not in rule.statuses:
+    if not status_allows(rule.statuses, order.status):
         out.append(_Found("reason_not_available_for_status", span,
                           {**p, "status": order.status, "statuses": ", ".join(sorted(rule.statuses))}))
     if order.fulfilment not in rule.fulfilment:
@@ -367,11 +397,13 @@ def reason_availability(rule: ReasonRule, order: OrderFacts | None, now: datetim
 
 
 def _proactive_window(draft: Draft, ctx: Context, now: datetime, reg: Registry) -> list[_Found]:
-    """C2: proactive messages only within N days after the order is completed."""
+    """C2: proactive messages only within N days after the buyer received the order (from
+    delivery when known, else from completion)."""
     order = ctx.order
-    if order is None or order.completed_at is None or order.status != "completed":
+    base = _window_base(order) if order is not None else None
+    if order is None or base is None or order.status not in RECEIVED:
         return []
-    closes = order.completed_at + timedelta(days=reg.proactive_window_days)
+    closes = base + timedelta(days=reg.proactive_window_days)
     if now > closes:
         return [_Found("proactive_window_closed", _span("message"),
                        {"days": reg.proactive_window_days, "closed_at": closes.date().isoformat()})]

@@ -142,3 +142,23 @@ def test_an_unknown_reply_target_is_quoted_short_in_the_explanation():
     stop = core.decide_conversation(submitted(in_reply_to="x" * 128), REL, None,
                                     sender_role="seller", new_conversation_id="c")
     assert isinstance(stop, core.Stop) and len(stop.explanation) < 200
+
+
+def test_every_stop_of_the_alias_stage_names_its_rule_explains_and_says_what_to_do():
+    """X1 (C11): a Bounced from every stage carries the rule, the code, an explanation and a
+    remedy — the buyer writing to a buyer and the erased party included."""
+    other_buyer = core.Party("buyer-2", "buyer", "Luis", "es-ES")
+    erased = core.Party("buyer-3", "buyer", "", "es-ES", erased=True)
+    stops = [
+        core.check_parties(submitted(), None, SELLER),
+        core.check_parties(submitted(), BUYER, None),
+        core.check_parties(submitted(), BUYER, BUYER),
+        core.check_parties(submitted(), SELLER, OTHER_SELLER),
+        core.check_parties(submitted(), BUYER, other_buyer),
+        core.check_parties(submitted(), erased, SELLER),
+    ]
+    for stop in stops:
+        assert isinstance(stop, core.Stop)
+        assert re.fullmatch(r"[A-H][0-9]{1,2}", stop.rule), stop
+        assert stop.reason_code and stop.explanation and stop.remedy
+    assert [s.rule for s in stops] == ["A4", "A3", "A1", "C9", "A1", "A3"]

@@ -68,7 +68,8 @@ class Stop:
     reason_code: str
     explanation: str
     remedy: str
-    rule: str | None = None
+    rule: str
+    """The requirement the stop applies (X1/C11: every stop names its rule)."""
 
 
 def check_size(msg: MessageSubmitted) -> Stop | None:
@@ -124,6 +125,7 @@ def check_parties(msg: MessageSubmitted, sender: Party | None, recipient: Party 
                 "This account was closed and its personal data erased; it can no longer "
                 "send or receive messages.",
                 "Contact the marketplace's support if you believe this is a mistake.",
+                "A3",  # the alias resolves to no party any more
             )
     if sender is None:
         return Stop(
@@ -144,7 +146,7 @@ def check_parties(msg: MessageSubmitted, sender: Party | None, recipient: Party 
     if sender.party_id == recipient.party_id:
         return Stop(
             "self_addressed", "A party cannot send a message to itself.",
-            "Choose the buyer or seller you want to reach.",
+            "Choose the buyer or seller you want to reach.", "A1",
         )
     if sender.role == recipient.role:
         if sender.role == "seller":
@@ -157,7 +159,7 @@ def check_parties(msg: MessageSubmitted, sender: Party | None, recipient: Party 
         return Stop(
             "buyer_to_buyer",
             "Buyers can only write to sellers through the messaging service.",
-            "Write to the seller of your order.",
+            "Write to the seller of your order.", "A1",  # a buyer–seller relationship only
         )
     return None
 

@@ -57,7 +57,7 @@ async def test_names_travel_sealed_and_erasing_a_party_shreds_them_everywhere(ka
     assert "Erased" in done.stdout
     [erased] = await kafka.collect("bsm.parties", lambda e: e["type"] == "PartyErased"
                                    and e["data"]["party_id"] == buyer)
-    assert erased["producer"] == "gateway" and erased["signature"].startswith("ed25519:")
+    assert erased["producer"] == "gateway" and erased["signature"].startswith("ed25519-merkle:")
     assert erased["data"]["requested_by"] == "op-1" and erased["data"]["reason"] == "DSR-7"
 
     # The name in every event already written is now ciphertext nobody can open.

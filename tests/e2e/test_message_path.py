@@ -109,7 +109,7 @@ async def test_an_unsigned_message_from_another_platform_service_ends_in_one_sig
                                   lambda e: e["data"]["message_id"] == mid, count=0)
     assert len(outcomes) == 1 and bounces == []
     assert outcomes[0]["producer"] == "delivery"
-    assert outcomes[0]["signature"].startswith("ed25519:")
+    assert outcomes[0]["signature"].startswith("ed25519-merkle:")
 
 
 async def test_a_seller_writing_to_a_seller_bounces_naming_rule_c9(kafka, env, people):

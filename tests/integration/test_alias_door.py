@@ -150,7 +150,7 @@ async def test_a_sellers_reply_from_an_authorized_address_is_submitted_and_threa
     [submitted] = await kafka.collect(prefix + "bsm.messages.submitted",
                                       lambda e: e["data"]["message_id"] == message_id)
     data = submitted["data"]
-    assert submitted["producer"] == "alias" and submitted["signature"].startswith("ed25519:")
+    assert submitted["producer"] == "alias" and submitted["signature"].startswith("ed25519-merkle:")
     assert data["channel"] == "email" and data["sender"]["party_id"] == door["seller"]
     assert data["recipient"]["address"] == door["buyer_alias"]
     assert data["in_reply_to"] == door["first"]
@@ -221,7 +221,7 @@ async def test_a_dsn_from_the_null_sender_at_a_genuine_return_path_is_recorded(
     [event] = await kafka.collect(prefix + REPORTS, lambda e: e["data"]["message_id"] == mid)
     data = event["data"]
     assert (event["type"], event["producer"]) == ("BounceReportReceived", "alias")
-    assert event["signature"].startswith("ed25519:")
+    assert event["signature"].startswith("ed25519-merkle:")
     assert (data["action"], data["standard"]) == ("failed", True)
     assert data["status"].startswith("5.1.")
     assert data["reporting_mta"] and data["diagnostic"]

@@ -47,7 +47,7 @@ async def test_each_pair_gets_stable_random_aliases_and_each_seller_a_different_
     by_seller = {}
     for raw in events:
         data = parse_event(raw).data
-        assert raw["producer"] == "alias" and raw["signature"].startswith("ed25519:")
+        assert raw["producer"] == "alias" and raw["signature"].startswith("ed25519-merkle:")
         assert re.fullmatch(r"[a-z0-9]{16}@" + re.escape(env["BSM_MAIL_DOMAIN"]), data.sender_alias)
         by_seller.setdefault(data.recipient_party_id, set()).add(
             (data.sender_alias, data.recipient_alias, data.relationship_id))

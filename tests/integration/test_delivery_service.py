@@ -215,7 +215,7 @@ async def test_a_failed_report_after_delivery_becomes_one_bounce_and_a_notice_to
         notice = await sink_notice(env, mid)
     assert len(found) == 1
     bounce = found[0]
-    assert bounce["producer"] == "delivery" and bounce["signature"].startswith("ed25519:")
+    assert bounce["producer"] == "delivery" and bounce["signature"].startswith("ed25519-merkle:")
     data = bounce["data"]
     assert (data["stage"], data["reason_code"], data["rule"], data["after_delivery"]) == (
         "delivery", "bounce_report", "D1", True)

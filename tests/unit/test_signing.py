@@ -70,3 +70,64 @@ def test_a_re_emitted_fact_keeps_its_event_id():
     cause = uuid.uuid4()
     assert derived_event_id(cause, "policy") == derived_event_id(str(cause), "policy")
     assert derived_event_id(cause, "policy") != derived_event_id(cause, "delivery")
+
+
+# -- one signature per batch (issue 14: a Merkle root, RFC 9162) -------------------------------
+
+
+def batch(signer, n: int) -> list[dict]:
+    from bsm_shared.contract.wire import to_wire_batch, unsigned_object
+
+    events = [build_event(PolicyCheckedEvent, policy_checked(message_id=f"m-{i}"),
+                          event_id=uuid.uuid4(), occurred_at=T0, producer="policy",
+                          correlation_id=f"m-{i}") for i in range(n)]
+    return [json.loads(b) for b in to_wire_batch([unsigned_object(e) for e in events], signer)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100])
+def test_every_event_of_a_batch_signed_once_verifies_on_its_own(n):
+    s, _ = signers("policy")
+    events = batch(s["policy"], n)
+    assert all(e["signature"].startswith("ed25519-merkle:") for e in events)
+    assert len({e["signature"].split(":")[2] for e in events}) == 1  # one signature
+    for e in events:
+        # A reader that saw no other event of the batch (a timeline, a replay).
+        fresh = Verifier({"policy": (s["policy"].private_key.public_key(),)})
+        assert fresh.verify(e) is True
+
+
+def test_a_batch_root_is_verified_once_and_the_rest_of_the_batch_costs_hashes():
+    s, verifier = signers("policy")
+    events = batch(s["policy"], 50)
+    for e in events:
+        verifier.verify(e)
+    assert len(verifier._roots) == 1
+
+
+def test_changing_one_event_of_a_batch_breaks_its_signature_and_no_other():
+    s, verifier = signers("policy")
+    events = batch(s["policy"], 5)
+    events[2]["data"]["verdict"] = "rejected"
+    with pytest.raises(SignatureError) as err:
+        verifier.verify(events[2])
+    assert err.value.code == "bad_signature"
+    assert all(verifier.verify(e) for i, e in enumerate(events) if i != 2)
+
+
+def test_a_batch_signature_moved_to_another_event_or_with_a_cut_proof_is_refused():
+    s, verifier = signers("policy")
+    a, b = batch(s["policy"], 2)
+    b["signature"] = a["signature"]  # a's proof and index on b's bytes: another root
+    with pytest.raises(SignatureError) as moved:
+        verifier.verify(b)
+    assert moved.value.code == "bad_signature"
+    parts = a["signature"].split(":")
+    a["signature"] = ":".join([*parts[:5], ""])  # no audit path for a tree of 2
+    with pytest.raises(SignatureError) as cut:
+        verifier.verify(a)
+    assert cut.value.code == "malformed_signature"
+
+
+def test_events_signed_one_by_one_before_batches_keep_verifying():
+    s, verifier = signers("policy")
+    assert verifier.verify(wire_event(s["policy"])) is True

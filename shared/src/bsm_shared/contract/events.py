@@ -42,8 +42,14 @@ class Envelope(BaseModel):
     )
     signature: str | None = Field(
         default=None,
-        description="`ed25519:<key id>:<base64 signature>` over the canonical JSON of every "
-        "other field (G1). Always present on events our services produce.",
+        description="Over the canonical JSON of every other field (sorted keys, no spaces, "
+        "UTF-8; G1). Always present on events our services produce, in one of two forms: "
+        "`ed25519-merkle:<key id>:<base64 signature>:<tree size>:<index>:<base64 audit path>` "
+        "— one Ed25519 signature per batch of events, over `bsm-event-batch-v1\\n` + the tree "
+        "size (8 bytes, big-endian) + the Merkle root (RFC 9162 §2.1, SHA-256) of the batch's "
+        "canonical events; the event's leaf hash and its audit path (32-byte hashes, leaf to "
+        "root) rebuild the root, so each event verifies alone — or, for events written before "
+        "batches, `ed25519:<key id>:<base64 signature>` over the event itself.",
     )
 
 

@@ -16,14 +16,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from . import merkle
+
+#: The largest batch one signature covers (a larger one is signed in parts).
+MAX_BATCH = 65_536
 
 #: The services of bsm: their events are always signed and always verified.
 OUR_PRODUCERS: frozenset[str] = frozenset({"alias", "policy", "delivery", "metrics", "gateway"})
@@ -75,8 +81,38 @@ class Signer:
         return key_id(self.private_key.public_key())
 
     def sign(self, event: Mapping[str, Any]) -> str:
+        """One event's own signature (``ed25519:…``; still written by tools and tests, and
+        every event of the log signed so keeps verifying)."""
         sig = self.private_key.sign(canonical_bytes(event))
         return f"ed25519:{self.kid}:{base64.b64encode(sig).decode()}"
+
+    def sign_batch(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """One signature for a batch: over the Merkle root (RFC 9162) of the events' canonical
+        bytes; each event gets the signed root's signature and its own inclusion proof
+        (``ed25519-merkle:<key id>:<signature>:<tree size>:<index>:<audit path>``), so it
+        verifies alone — in a consumer, a timeline or a replay."""
+        if not events:
+            return []
+        if len(events) > MAX_BATCH:
+            return [*self.sign_batch(events[:MAX_BATCH]), *self.sign_batch(events[MAX_BATCH:])]
+        leaves = [merkle.leaf_hash(canonical_bytes(e)) for e in events]
+        top = merkle.root(leaves)
+        sig = base64.b64encode(self.private_key.sign(batch_message(top, len(leaves)))).decode()
+        return [
+            f"{MERKLE_ALG}:{self.kid}:{sig}:{len(leaves)}:{i}:"
+            f"{base64.b64encode(b''.join(path)).decode()}"
+            for i, path in enumerate(merkle.all_inclusion_proofs(leaves))
+        ]
+
+
+#: The batch signature's algorithm name (:meth:`Signer.sign_batch`).
+MERKLE_ALG = "ed25519-merkle"
+
+
+def batch_message(root: bytes, size: int) -> bytes:
+    """What a batch signature signs: a domain tag, the tree size and the root (a root alone
+    could be replayed as the root of another size)."""
+    return b"bsm-event-batch-v1\n" + size.to_bytes(8, "big") + root
 
 
 class SignatureError(ValueError):
@@ -97,6 +133,10 @@ class Verifier:
     _by_kid: dict[tuple[str, str], tuple[VerifyKey, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: Batch roots whose signature verified (bounded): the other events of a batch cost two
+    #: hashes and a few proof steps, not an Ed25519 verification each.
+    _roots: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096), init=False,
+                             repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Key ids are computed once, not per event: verification runs for every event read.
@@ -132,23 +172,50 @@ class Verifier:
             return False
         if not isinstance(signature, str) or not signature:
             raise SignatureError("unsigned", f"events from {producer!r} must be signed")
-        try:
-            alg, kid, sig_b64 = signature.split(":", 2)
-            sig = base64.b64decode(sig_b64, validate=True)
-        except ValueError as exc:
-            raise SignatureError("malformed_signature", str(exc)) from exc
-        if alg != "ed25519":
+        alg = signature.split(":", 1)[0]
+        if alg == MERKLE_ALG:
+            kid, sig, message = self._batch_parts(event, signature)
+        elif alg == "ed25519":
+            try:
+                _, kid, sig_b64 = signature.split(":", 2)
+                sig = base64.b64decode(sig_b64, validate=True)
+            except ValueError as exc:
+                raise SignatureError("malformed_signature", str(exc)) from exc
+            message = canonical_bytes(event)
+        else:
             raise SignatureError("unsupported_algorithm", alg)
         keys = self._by_kid.get((producer, kid), ())
         if not keys:
             raise SignatureError(
                 "untrusted_key", f"key {kid} is not trusted for producer {producer!r}"
             )
-        message = canonical_bytes(event)
+        remembered = (producer, kid, sig, message)
+        if alg == MERKLE_ALG and remembered in self._roots:
+            return True  # this batch's root was verified already: one check per batch
         for key in keys:
             try:
                 key.verify(message, sig)
+                if alg == MERKLE_ALG:
+                    self._roots[remembered] = True
                 return True
             except (BadSignatureError, ValueError):
                 continue
         raise SignatureError("bad_signature", f"signature of {producer!r} does not verify")
+
+    def _batch_parts(self, event: Mapping[str, Any], signature: str) -> tuple[str, bytes, bytes]:
+        """(key id, signature, the signed message) of a batch signature: the root is rebuilt
+        from this event's own bytes and its inclusion proof."""
+        try:
+            _, kid, sig_b64, size_s, index_s, path_b64 = signature.split(":")
+            sig = base64.b64decode(sig_b64, validate=True)
+            size, index = int(size_s), int(index_s)
+            path_bytes = base64.b64decode(path_b64, validate=True)
+            if len(path_bytes) % merkle.HASH_BYTES or not 0 < size <= MAX_BATCH:
+                raise ValueError("a malformed inclusion proof")
+            path = [path_bytes[i:i + merkle.HASH_BYTES]
+                    for i in range(0, len(path_bytes), merkle.HASH_BYTES)]
+            top = merkle.root_from_proof(merkle.leaf_hash(canonical_bytes(event)), index,
+                                         size, path)
+        except (ValueError, merkle.ProofError) as exc:
+            raise SignatureError("malformed_signature", str(exc)) from exc
+        return kid, sig, batch_message(top, size)

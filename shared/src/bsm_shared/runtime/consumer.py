@@ -50,7 +50,7 @@ import asyncpg
 from ..contract.deadletter import DeadLetterEntry
 from ..contract.events import Envelope, EventParseError, decode_json, parse_event
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
-from ..contract.wire import to_wire
+from ..contract.wire import to_wire_batch, unsigned_object
 from ..topics import INPUT_TOPICS, PRODUCERS, TYPE_PRODUCERS, Topic, TopicNames
 from ..contract.wire import derived_event_id
 from .db import check_ident, is_transient
@@ -66,6 +66,20 @@ ALARM_EVERY = 10
 MAX_BACKOFF = 30.0
 
 OutboxRow = tuple[str, str, bytes | None, bytes]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An event to publish, checked but not yet signed (see ``EventConsumer.seal``)."""
+
+    event_id: str
+    topic: str
+    key: bytes | None
+    obj: dict[str, Any]
+
+
+#: What a handler run yields for the outbox: events to sign, or finished rows (dead letters).
+Pending = Prepared | OutboxRow
 
 #: How much of a record's value a dead-letter entry keeps (the entry must fit in a record,
 #: JSON escaping included).
@@ -325,12 +339,19 @@ class EventConsumer:
                         self.name, kind, attempt, delay, exc)
         await asyncio.sleep(delay)
 
-    def wire(self, out: Sequence[Outgoing]) -> list[tuple[str, str, bytes | None, bytes]]:
-        """Outbox rows (event id, topic, key, signed bytes) for events to publish."""
-        return [
-            (str(o.event.event_id), self._topics(o.topic), o.key.encode(), to_wire(o.event, self._signer))
-            for o in out
-        ]
+    def prepare(self, out: Sequence[Outgoing]) -> list["Prepared"]:
+        """Events to publish, checked (storable, small enough) but not signed yet: a batch's
+        events are signed together when it is sealed (:meth:`seal`)."""
+        return [Prepared(str(o.event.event_id), self._topics(o.topic), o.key.encode(),
+                         unsigned_object(o.event)) for o in out]
+
+    def seal(self, pending: Sequence["Pending"]) -> list[OutboxRow]:
+        """Outbox rows (event id, topic, key, bytes), in order: every prepared event of the
+        batch signed with one signature over their Merkle root; dead letters as they are."""
+        events = [p for p in pending if isinstance(p, Prepared)]
+        signed = iter(to_wire_batch([p.obj for p in events], self._signer)) if events else iter(())
+        return [(p.event_id, p.topic, p.key, next(signed)) if isinstance(p, Prepared) else p
+                for p in pending]
 
     def _record_of(self, incoming: Incoming) -> Record:
         return Record(self._topics(incoming.topic), incoming.partition, incoming.offset, None,
@@ -344,8 +365,8 @@ class EventConsumer:
 
     async def _isolated(
         self, conn: asyncpg.Connection, incoming: Incoming,
-        work: Callable[[], Awaitable[list[OutboxRow]]],
-    ) -> list[OutboxRow]:
+        work: Callable[[], Awaitable[list[Pending]]],
+    ) -> list[Pending]:
         """Run one event's work in a savepoint; a failure of the event dead-letters it.
 
         A transient error re-raises (the caller retries the whole batch) unless the connection
@@ -373,11 +394,12 @@ class EventConsumer:
             )
             return [self._dead_letter_event(incoming, code, exc)]
 
-    async def _run(self, conn: asyncpg.Connection, incoming: Incoming) -> list[OutboxRow]:
+    async def _run(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Pending]:
         """Run the handler for one event; park it if it must wait; release what waits on it."""
         s = self._schema
         try:
-            out = self.wire(await self._handlers[incoming.topic](conn, incoming))
+            out: list[Pending] = list(self.prepare(
+                await self._handlers[incoming.topic](conn, incoming)))
         except Defer as wait:
             if incoming.expired:
                 raise RuntimeError("a handler deferred an event whose wait is over") from wait
@@ -425,7 +447,7 @@ class EventConsumer:
                         f"LIMIT $2 FOR UPDATE SKIP LOCKED",
                         self.name, limit,
                     )
-                    outbox: list[OutboxRow] = []
+                    outbox: list[Pending] = []
                     for row in rows:
                         await conn.execute(
                             f"DELETE FROM {s}.deferred WHERE consumer = $1 AND event_id = $2",
@@ -441,7 +463,8 @@ class EventConsumer:
                             continue
                         outbox.extend(await self._isolated(
                             conn, incoming, _bind(self._run, conn, incoming)))
-                    await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
+                    await add_to_outbox(
+                        conn, s, [(UUID(e), t, k, p) for e, t, k, p in self.seal(outbox)])
                 break
             except asyncio.CancelledError:
                 raise
@@ -477,7 +500,7 @@ class EventConsumer:
         self, ordered: list[Incoming | tuple[Record, str, str]], *, isolate: bool
     ) -> None:
         s = self._schema
-        outbox: list[OutboxRow] = []
+        outbox: list[Pending] = []
         applied = duplicates = dead = 0
         dead_letters: list[tuple[str, str]] = []
         events = [item for item in ordered if not isinstance(item, tuple)]
@@ -526,7 +549,9 @@ class EventConsumer:
                     if is_transient(exc):
                         raise
                     raise _HandlerFailed from exc
-            await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in outbox])
+            # One signature for everything this batch publishes (a Merkle root, see
+            # ``contract.signing``), written in the same transaction as its effects.
+            await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in self.seal(outbox)])
         for topic, code in dead_letters:
             self.metrics.dead_letters.labels(self.name, topic, code).inc()
         for incoming in events:
@@ -537,7 +562,7 @@ class EventConsumer:
         self.metrics.applied.labels(self.name).inc(applied)
         self.metrics.duplicates.labels(self.name).inc(duplicates)
 
-    async def _run_with_hooks(self, conn: asyncpg.Connection, incoming: Incoming) -> list[OutboxRow]:
+    async def _run_with_hooks(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Pending]:
         """One event with the batch hooks around it (isolated mode): what the handler buffered
         is written inside the event's own savepoint, so a row the hook cannot write fails this
         event alone."""
@@ -548,10 +573,10 @@ class EventConsumer:
 
 
 def _bind(
-    fn: Callable[[asyncpg.Connection, Incoming], Awaitable[list[OutboxRow]]],
+    fn: Callable[[asyncpg.Connection, Incoming], Awaitable[list[Pending]]],
     conn: asyncpg.Connection, incoming: Incoming,
-) -> Callable[[], Awaitable[list[OutboxRow]]]:
-    async def call() -> list[OutboxRow]:
+) -> Callable[[], Awaitable[list[Pending]]]:
+    async def call() -> list[Pending]:
         return await fn(conn, incoming)
 
     return call

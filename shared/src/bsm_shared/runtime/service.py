@@ -145,7 +145,7 @@ class ServiceRuntime:
     async def record(self, conn: asyncpg.Connection, out: Sequence[Outgoing]) -> None:
         """Put events to publish into the outbox, in the caller's transaction."""
         assert self.consumer is not None
-        rows = self.consumer.wire(out)
+        rows = self.consumer.seal(self.consumer.prepare(out))
         await add_to_outbox(conn, self.schema, [(UUID(e), t, k, p) for e, t, k, p in rows])
 
     async def start_background(self) -> None:

@@ -76,12 +76,12 @@ def test_a_re_emitted_fact_keeps_its_event_id():
 
 
 def batch(signer, n: int) -> list[dict]:
-    from bsm_shared.contract.wire import to_wire_batch, unsigned_object
+    from bsm_shared.contract.wire import to_wire_batch, unsigned_body
 
     events = [build_event(PolicyCheckedEvent, policy_checked(message_id=f"m-{i}"),
                           event_id=uuid.uuid4(), occurred_at=T0, producer="policy",
                           correlation_id=f"m-{i}") for i in range(n)]
-    return [json.loads(b) for b in to_wire_batch([unsigned_object(e) for e in events], signer)]
+    return [json.loads(b) for b in to_wire_batch([unsigned_body(e) for e in events], signer)]
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100])
@@ -131,3 +131,27 @@ def test_a_batch_signature_moved_to_another_event_or_with_a_cut_proof_is_refused
 def test_events_signed_one_by_one_before_batches_keep_verifying():
     s, verifier = signers("policy")
     assert verifier.verify(wire_event(s["policy"])) is True
+
+
+def test_a_batch_event_is_byte_for_byte_what_one_serialisation_with_its_signature_gives():
+    """The signature is spliced into the canonical bytes instead of serialising again: the
+    result must be exactly the canonical JSON of the event with its signature."""
+    from bsm_shared.contract.wire import to_wire_batch, unsigned_body
+
+    s, _ = signers("policy")
+    events = [build_event(PolicyCheckedEvent, policy_checked(subject='"type":"x", ñ'),
+                          event_id=uuid.uuid4(), occurred_at=T0, producer="policy",
+                          correlation_id=f"m-{i}") for i in range(3)]
+    for raw in to_wire_batch([unsigned_body(e) for e in events], s["policy"]):
+        assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"),
+                                 ensure_ascii=False).encode()
+
+
+def test_a_producer_cannot_batch_sign_another_producers_events():
+    from bsm_shared.contract.wire import to_wire_batch, unsigned_body
+
+    s, _ = signers("policy", "gateway")
+    event = build_event(PolicyCheckedEvent, policy_checked(), event_id=uuid.uuid4(),
+                        occurred_at=T0, producer="policy", correlation_id="m-1")
+    with pytest.raises(ValueError):
+        to_wire_batch([unsigned_body(event)], s["gateway"])

@@ -91,11 +91,15 @@ class Signer:
         bytes; each event gets the signed root's signature and its own inclusion proof
         (``ed25519-merkle:<key id>:<signature>:<tree size>:<index>:<audit path>``), so it
         verifies alone — in a consumer, a timeline or a replay."""
-        if not events:
+        return self.sign_bodies([canonical_bytes(e) for e in events])
+
+    def sign_bodies(self, bodies: Sequence[bytes]) -> list[str]:
+        """:meth:`sign_batch` over events already in canonical form (``canonical_bytes``)."""
+        if not bodies:
             return []
-        if len(events) > MAX_BATCH:
-            return [*self.sign_batch(events[:MAX_BATCH]), *self.sign_batch(events[MAX_BATCH:])]
-        leaves = [merkle.leaf_hash(canonical_bytes(e)) for e in events]
+        if len(bodies) > MAX_BATCH:
+            return [*self.sign_bodies(bodies[:MAX_BATCH]), *self.sign_bodies(bodies[MAX_BATCH:])]
+        leaves = [merkle.leaf_hash(b) for b in bodies]
         top = merkle.root(leaves)
         sig = base64.b64encode(self.private_key.sign(batch_message(top, len(leaves)))).decode()
         return [

@@ -67,34 +67,40 @@ def to_wire(event: Envelope, signer: Signer | None) -> bytes:
 SIGNATURE_ALLOWANCE = 1024
 
 
-def unsigned_object(event: Envelope) -> dict[str, Any]:
-    """The event as JSON-ready data, checked: no unstorable text, and small enough for one Kafka
-    record once signed (:class:`EventTooLarge` otherwise) — checked where it is made, so one
-    event that cannot travel fails alone, before its batch is signed."""
+def unsigned_body(event: Envelope) -> bytes:
+    """The event's canonical bytes (every field but ``signature``: what a signature covers),
+    checked: no unstorable text, and small enough for one Kafka record once signed
+    (:class:`EventTooLarge` otherwise) — checked where it is made, so one event that cannot
+    travel fails alone, before its batch is signed."""
     obj: dict[str, Any] = event.model_dump(mode="json", exclude={"signature"})
     bad = find_unstorable(obj)
     if bad is not None:
         raise ValueError(f"{obj.get('type')} cannot be written: {bad[0]} contains {bad[1]}")
-    size = len(json.dumps(obj, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()) + SIGNATURE_ALLOWANCE
-    if size > MAX_EVENT_BYTES:
-        raise EventTooLarge(str(obj.get("type")), size)
-    return obj
+    body = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) + SIGNATURE_ALLOWANCE > MAX_EVENT_BYTES:
+        raise EventTooLarge(str(obj.get("type")), len(body) + SIGNATURE_ALLOWANCE)
+    return body
 
 
-def to_wire_batch(objs: list[dict[str, Any]], signer: Signer | None) -> list[bytes]:
-    """The bytes of a batch of events (from :func:`unsigned_object`), with one signature over
-    their Merkle root (``Signer.sign_batch``); unsigned without a signer (tests, tools)."""
+#: In canonical JSON (keys sorted) ``signature`` comes right before the envelope's ``type``,
+#: the last key but ``version``: the signed event is the body with the signature spliced in.
+_BEFORE_TYPE = b',"type":'
+
+
+def to_wire_batch(bodies: list[bytes], signer: Signer | None) -> list[bytes]:
+    """The bytes of a batch of events (canonical bodies from :func:`unsigned_body`), with one
+    signature over their Merkle root (``Signer.sign_bodies``); unsigned without a signer.
+    Byte for byte what :func:`to_wire` writes for a signature, without serialising again."""
     if signer is None:
-        signatures: list[str | None] = [None] * len(objs)
-    else:
-        for obj in objs:
-            if obj["producer"] != signer.producer:
-                raise ValueError(f"{signer.producer!r} cannot sign as {obj['producer']!r}")
-        signatures = list(signer.sign_batch(objs))
-    return [json.dumps({**obj, "signature": signature} if signature else obj, sort_keys=True,
-                       separators=(",", ":"), ensure_ascii=False).encode()
-            for obj, signature in zip(objs, signatures, strict=True)]
+        return list(bodies)
+    own = b'"producer":' + json.dumps(signer.producer).encode()
+    out = []
+    for body, signature in zip(bodies, signer.sign_bodies(bodies), strict=True):
+        at = body.rindex(_BEFORE_TYPE)
+        if body[at - len(own):at] != own:  # ``producer`` is the key right before
+            raise ValueError(f"{signer.producer!r} may only sign its own events")
+        out.append(body[:at] + b',"signature":' + json.dumps(signature).encode() + body[at:])
+    return out
 
 
 NewId = Callable[[], uuid.UUID]

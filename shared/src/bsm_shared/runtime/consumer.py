@@ -50,7 +50,7 @@ import asyncpg
 from ..contract.deadletter import DeadLetterEntry
 from ..contract.events import Envelope, EventParseError, decode_json, parse_event
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
-from ..contract.wire import to_wire_batch, unsigned_object
+from ..contract.wire import to_wire_batch, unsigned_body
 from ..topics import INPUT_TOPICS, PRODUCERS, TYPE_PRODUCERS, Topic, TopicNames
 from ..contract.wire import derived_event_id
 from .db import check_ident, is_transient
@@ -75,7 +75,8 @@ class Prepared:
     event_id: str
     topic: str
     key: bytes | None
-    obj: dict[str, Any]
+    body: bytes
+    """The canonical bytes, unsigned (``contract.wire.unsigned_body``)."""
 
 
 #: What a handler run yields for the outbox: events to sign, or finished rows (dead letters).
@@ -343,13 +344,13 @@ class EventConsumer:
         """Events to publish, checked (storable, small enough) but not signed yet: a batch's
         events are signed together when it is sealed (:meth:`seal`)."""
         return [Prepared(str(o.event.event_id), self._topics(o.topic), o.key.encode(),
-                         unsigned_object(o.event)) for o in out]
+                         unsigned_body(o.event)) for o in out]
 
     def seal(self, pending: Sequence["Pending"]) -> list[OutboxRow]:
         """Outbox rows (event id, topic, key, bytes), in order: every prepared event of the
         batch signed with one signature over their Merkle root; dead letters as they are."""
         events = [p for p in pending if isinstance(p, Prepared)]
-        signed = iter(to_wire_batch([p.obj for p in events], self._signer)) if events else iter(())
+        signed = iter(to_wire_batch([p.body for p in events], self._signer))
         return [(p.event_id, p.topic, p.key, next(signed)) if isinstance(p, Prepared) else p
                 for p in pending]
 

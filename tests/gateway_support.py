@@ -35,6 +35,17 @@ async def running_gateway(settings: Any, **kwargs: Any) -> AsyncIterator[tuple[A
     async with app.router.lifespan_context(app):
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://gw") as http:
             yield app, http
+
+
+async def uploaded_by(app: Any, party_id: str, *hashes: str) -> None:
+    """Record ``party_id`` as the uploader of blobs a test put into the store directly (a
+    sparse 6 MB file costs nothing that way), as ``POST /v1/attachments`` would."""
+    from bsm_gateway.readmodel import own_attachments
+
+    await own_attachments(app.state.runtime.pool, app.state.runtime.schema, party_id,
+                          list(hashes))
+
+
 SP_MODEL = ROOT / "tests" / "data" / "sp-api" / "messaging-v1.json"  # NOTICE.md beside it
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -65,12 +76,14 @@ def addressed(env: dict[str, str], *, message_id: str, conversation_id: str,
               relationship_id: str, sender: str, recipient: str, sender_role: str,
               order_id: str | None, subject: str = "", text: str = "hello",
               in_reply_to: str | None = None, html: str | None = None,
-              started_by: str = "buyer", recipient_locale: str = "es-ES") -> bytes:
+              started_by: str = "buyer", recipient_locale: str = "es-ES",
+              attachments: list[p.AttachmentRef] | None = None) -> bytes:
     recipient_role = "seller" if sender_role == "buyer" else "buyer"
     data = p.MessageAddressed(
         message_id=message_id, channel="web", sender=p.PartyRef(party_id=sender),
         recipient=p.PartyRef(party_id=recipient), order_id=order_id, subject=subject,
         text=text, html=html, in_reply_to=in_reply_to, submitted_at=now(),
+        attachments=attachments or [],
         relationship_id=relationship_id, conversation_id=conversation_id,
         sender_party_id=sender, recipient_party_id=recipient, sender_role=sender_role,
         recipient_role=recipient_role, sender_alias=f"{uuid.uuid4().hex[:8]}@m.example",
@@ -83,13 +96,15 @@ def addressed(env: dict[str, str], *, message_id: str, conversation_id: str,
 def delivered(env: dict[str, str], *, message_id: str, conversation_id: str,
               relationship_id: str, sender: str, recipient: str, sender_role: str,
               order_id: str | None, subject: str = "", text: str = "hello",
-              html: str | None = None) -> bytes:
+              html: str | None = None, in_reply_to: str | None = None,
+              attachments: list[p.AttachmentRef] | None = None, **_: Any) -> bytes:
     data = p.Delivered(
         message_id=message_id, conversation_id=conversation_id, relationship_id=relationship_id,
         sender_party_id=sender, recipient_party_id=recipient, sender_role=sender_role,
         sender_alias="a@m.example", recipient_alias="b@m.example", order_id=order_id,
         submitted_at=now(), delivered_at=now(), channels=["mailbox", "email"],
-        subject=subject, text=text, html=html,
+        subject=subject, text=text, html=html, in_reply_to=in_reply_to,
+        attachments=attachments or [],
     )
     return signed(env, "delivery", ev.DeliveredEvent, data, message_id)
 

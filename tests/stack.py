@@ -33,6 +33,11 @@ def stack_env() -> dict[str, str]:
     return {**read_env_file(env_file), **read_env_file(secrets)}
 
 
+def metrics_headers(env: dict[str, str]) -> dict[str, str]:
+    """The service credential the metrics service requires of every caller (issue 11)."""
+    return {"Authorization": f"Bearer {env['BSM_METRICS_TOKEN']}"}
+
+
 def platform_event(
     etype: str, data: dict[str, Any], correlation_id: str, occurred_at: str | None = None
 ) -> bytes:

@@ -14,7 +14,7 @@ import httpx
 from bsm_shared.runtime.keyring import Keyring
 from tests.e2e.test_message_path import people, send, sink_mail  # noqa: F401 - fixture
 from tests.factories import uid
-from tests.stack import ROOT
+from tests.stack import ROOT, metrics_headers
 
 TOPICS = ("bsm.messages.addressed", "bsm.messages.policy-checked", "bsm.messages.delivered",
           "bsm.messages.bounced")
@@ -88,7 +88,8 @@ async def test_names_travel_sealed_and_erasing_a_party_shreds_them_everywhere(ka
         await conn.close()
 
     # The record still verifies every event, and shows the party as erased.
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"],
+                                 headers=metrics_headers(env)) as client:
         for _ in range(100):
             timeline = (await client.get(f"/v1/orders/{people['order']}/timeline")).json()
             if buyer in timeline.get("erased_parties", []):

@@ -17,7 +17,7 @@ import pytest
 from bsm_devstack.mailsink import find_by_message_id
 from tests.factories import uid
 from tests.gateway_support import auth
-from tests.stack import ROOT, platform_event
+from tests.stack import ROOT, metrics_headers, platform_event
 
 
 async def sink_mail(env, message_id: str, timeout: float = 30.0) -> email.message.EmailMessage:
@@ -144,7 +144,8 @@ async def test_the_dispute_timeline_shows_the_whole_exchange_verified(kafka, env
     await sink_mail(env, mid)
     expected = ["OrderPlaced", "MessageSubmitted", "MessageAddressed", "PolicyChecked",
                 "Delivered"]
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"],
+                                 headers=metrics_headers(env)) as client:
         for _ in range(100):
             response = await client.get(f"/v1/orders/{people['order']}/timeline")
             types = [e["type"] for e in response.json().get("events", [])]
@@ -199,7 +200,8 @@ async def test_a_forged_approval_on_the_live_topic_delivers_nothing_and_is_flagg
                                  lambda e: mid in (e.get("value") or "")
                                  and e["consumer"] == "delivery")
     assert dead["error_code"] == "unsigned"
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"],
+                                 headers=metrics_headers(env)) as client:
         for _ in range(100):
             timeline = (await client.get(f"/v1/orders/{people['order']}/timeline")).json()
             entries = [e for e in timeline.get("events", []) if e["message_id"] == mid]
@@ -223,7 +225,8 @@ async def test_the_sellers_reply_shows_in_their_response_time_figures(kafka, env
     reply = await send(env, sender_party_id=people["seller"], recipient_party_id=people["buyer"],
                        order_id=people["order"], in_reply_to=question, text="Sí, en negro.")
     await sink_mail(env, reply)
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"],
+                                 headers=metrics_headers(env)) as client:
         for _ in range(100):
             figures = (await client.get(f"/v1/sellers/{people['seller']}/response-times",
                                         params={"window": "7d"})).json()

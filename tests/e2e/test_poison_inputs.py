@@ -9,7 +9,7 @@ import httpx
 
 from tests.e2e.test_message_path import people, sink_mail  # noqa: F401 - fixture
 from tests.factories import uid
-from tests.stack import platform_event
+from tests.stack import metrics_headers, platform_event
 
 
 def submitted(people, mid: str, **over) -> dict:
@@ -20,7 +20,8 @@ def submitted(people, mid: str, **over) -> dict:
 
 
 async def archived(env, order_id: str, message_id: str) -> list[str]:
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"]) as client:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"],
+                                 headers=metrics_headers(env)) as client:
         for _ in range(150):
             response = await client.get(f"/v1/orders/{order_id}/timeline")
             if response.status_code == 200:

@@ -49,6 +49,8 @@ def settings_for(env: dict[str, str], prefix: str) -> Callable[..., Any]:
         )
         if f"BSM_{name.upper()}_PII_KEY" in env:
             values["pii_key"] = env[f"BSM_{name.upper()}_PII_KEY"]
+        if name == "metrics":  # the service credential its API requires (issue 11)
+            values["token"] = env["BSM_METRICS_TOKEN"]
         values.update(over)
         return cls(**values)
 

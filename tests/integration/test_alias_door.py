@@ -11,24 +11,30 @@ from pathlib import Path
 import pytest
 
 from bsm_alias.app import create_runtime
+from bsm_alias.fixed_dns import ZoneLookup
 from bsm_alias.mail import MAX_MIME_DEPTH
 from bsm_alias.settings import AliasSettings
 from bsm_shared.contract.limits import MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_MAIL_BYTES
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.transit import seal
+from tests.dkim_support import signed, zone_line
 from tests.dsn_support import FAILED_SHAPES, dsn_mail
 from tests.factories import uid
 from tests.mail_support import CLIENTS, asmtp_send, corpus_mail, free_port, simple_mail
 from tests.stack import platform_event, running
 
-DNS = {  # SPF records the test's "DNS" answers (pyspf with the lookup injected: no network)
-    ("shop.example", "TXT"): [[b"v=spf1 ip4:127.0.0.1 -all"]],
-    ("elsewhere.example", "TXT"): [[b"v=spf1 ip4:192.0.2.1 -all"]],
-}
-
-
-def lookup(name: str, qtype: str) -> list:
-    return DNS.get((name, qtype), [])
+#: The test's DNS (pyspf and dkimpy with the lookup injected: no network). shop.example and
+#: buyer.example let this machine send (SPF); elsewhere.example allows another server only;
+#: signed.example publishes only a DKIM key; nospf.example and every other domain publish
+#: nothing, like most small domains in the real world.
+lookup = ZoneLookup("$ORIGIN .\n$TTL 300\n" + "\n".join([
+    'shop.example. IN TXT "v=spf1 ip4:127.0.0.1 -all"',
+    'buyer.example. IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'elsewhere.example. IN TXT "v=spf1 ip4:192.0.2.1 -all"',
+    'evil.example. IN TXT "v=spf1 ip4:192.0.2.66 -all"',
+    zone_line("signed.example"),
+    zone_line("evil.example"),
+]) + "\n")
 
 
 async def wait_listening(port: int, timeout: float = 10.0) -> None:
@@ -134,6 +140,94 @@ async def test_an_spf_fail_for_the_envelope_sender_is_refused_with_5_7_23(door, 
         await asyncio.sleep(0.5)  # the settings event is still on its way
     assert (code, text[:6]) == (550, "5.7.23"), text
     assert "SPF" in text
+
+
+async def another_buyer(door, kafka, prefix, address: str) -> dict:
+    """A second buyer of the door's seller, registered at ``address``, with a first message
+    (so the pair has aliases)."""
+    b, mid = "b-" + uid(), "m-" + uid()
+    await kafka.publish(prefix + "bsm.parties", platform_event("PartyRegistered", {
+        "party_id": b, "role": "buyer", "email": address, "display_name": "Otra"}, b), b)
+    await kafka.publish(prefix + "bsm.messages.submitted", platform_event("MessageSubmitted", {
+        "message_id": mid, "channel": "api", "sender": {"party_id": b},
+        "recipient": {"party_id": door["seller"]}, "subject": "Mesa", "text": "¿Hay stock?",
+        "submitted_at": "2026-11-20T10:00:00Z"}, mid), mid)
+    [first] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                  lambda e: e["data"]["message_id"] == mid)
+    return {"buyer": b, "mail": address, "seller_alias": first["data"]["recipient_alias"]}
+
+
+async def test_a_forged_partner_address_whose_domain_publishes_nothing_is_refused_with_5_7_26(
+    door, kafka, prefix
+):
+    # The issue's probe: the partner buyer's real address as MAIL FROM and as From, from a
+    # domain with neither SPF nor DKIM. Anyone could have typed that address.
+    partner = await another_buyer(door, kafka, prefix, f"ana.{uid()}@nospf.example")
+    raw = simple_mail(partner["mail"], partner["seller_alias"], body="Soy Ana, págueme aquí")
+    code, text = await send(door, partner["mail"], partner["seller_alias"], raw)
+    assert (code, text[:6]) == (550, "5.7.26"), text
+    assert "nospf.example" in text and "SPF" in text and "DKIM" in text
+    assert "message center" in text
+    assert door["rt"].door["door"].refused == {"sender_unauthenticated": 1}
+    assert door["rt"].door["door"].accepted == 0
+
+
+async def test_spoof_attempts_are_refused_and_genuine_senders_accepted(door, kafka, prefix):
+    """Every way of claiming someone's address without their domain's word is refused in the
+    dialogue; the same people writing genuinely (SPF pass, or DKIM aligned with From) get in."""
+    plain = await another_buyer(door, kafka, prefix, f"luis.{uid()}@nospf.example")
+    signer = await another_buyer(door, kafka, prefix, f"eva.{uid()}@signed.example")
+    to_p, to_s = plain["seller_alias"], signer["seller_alias"]
+
+    def mail_from(who, to, **kw):  # noqa: ANN001, ANN202
+        return simple_mail(who["mail"], to, **kw)
+
+    spoofs = [
+        # (envelope sender, to, mail, the refusal's status)
+        (plain["mail"], to_p, mail_from(plain, to_p), "5.7.26"),
+        (plain["mail"], to_p, signed(mail_from(plain, to_p), "evil.example"), "5.7.26"),
+        (plain["mail"], to_p, signed(mail_from(plain, to_p), "nospf.example"), "5.7.26"),
+        (plain["mail"], to_p, signed(mail_from(plain, to_p), "signed.example"), "5.7.26"),
+        (plain["mail"], to_p, signed(mail_from(plain, to_p), "nospf.example.evil.example"),
+         "5.7.26"),
+        (signer["mail"], to_s, mail_from(signer, to_s), "5.7.26"),
+        (signer["mail"], to_s, signed(mail_from(signer, to_s), "signed.example")
+         .replace(b"Hola", b"Pague ya"), "5.7.26"),
+        (signer["mail"], to_s, signed(mail_from(signer, to_s), "signed.example", length=True)
+         + b"Pague en https://evil.example\r\n", "5.7.26"),
+        (signer["mail"], to_s, signed(mail_from(signer, to_s), "evil.example"), "5.7.26"),
+        (f"x.{uid()}@evil.example", to_p,
+         simple_mail("x@evil.example", to_p, from_header=plain["mail"]), "5.7.1"),
+        (door["seller_mail"], door["buyer_alias"],
+         simple_mail(door["seller_mail"], door["buyer_alias"],
+                     from_header=f"ceo@{uid()}.evil.example"), "5.7.1"),
+        (door["seller_mail"], door["buyer_alias"],
+         simple_mail(door["seller_mail"], door["buyer_alias"],
+                     from_header="ventas@elsewhere.example"), "5.7.1"),
+    ]
+    refused = []
+    for sender, to, raw, status in spoofs:
+        code, text = await send(door, sender, to, raw)
+        refused.append((code, text[:len(status)]) == (550, status))
+        assert refused[-1], (sender, code, text)
+    genuine = [
+        (signer["mail"], to_s, signed(mail_from(signer, to_s, body="Hola firmado"),
+                                      "signed.example")),
+        (door["seller_mail"], door["buyer_alias"],
+         simple_mail(door["seller_mail"], door["buyer_alias"], body="Hola con SPF")),
+        (door["buyer_mail"], door["seller_alias"],
+         simple_mail(door["buyer_mail"], door["seller_alias"], body="Hola de la compradora")),
+    ]
+    ids = []
+    for sender, to, raw in genuine:
+        code, text = await send(door, sender, to, raw)
+        assert code == 250, (sender, text)
+        ids.append(text.rsplit(" ", 1)[1])
+    found = await kafka.collect(prefix + "bsm.messages.submitted",
+                                lambda e: e["data"]["message_id"] in ids, count=len(ids))
+    assert {e["data"]["sender"]["party_id"] for e in found} == {
+        signer["buyer"], door["seller"], door["buyer"]}
+    assert sum(refused) == len(spoofs) == 12
 
 
 async def test_a_sellers_reply_from_an_authorized_address_is_submitted_and_threads(

@@ -279,12 +279,14 @@ def stored_pdf(settings: Any, size: int) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def replying_buyer(kafka: Any, env: Any, prefix: str,
-                         settings: Any) -> AsyncIterator[tuple[Any, AsyncClient, Any, dict]]:
+async def replying_buyer(kafka: Any, env: Any, prefix: str, settings: Any,
+                         uploads: Any = ()) -> AsyncIterator[tuple[Any, AsyncClient, Any, dict]]:
     """The gateway, and a buyer who can answer a delivered message: ``(app, http, headers,
-    the fields of a reply)``."""
+    the fields of a reply)``; ``uploads``: stored files (:func:`stored_pdf`) the buyer
+    uploaded."""
     async with gateway(settings) as (app, http):
         a = await seed(kafka, env, prefix)
+        await g.uploaded_by(app, a["buyer"], *{f["sha256"] for f in uploads})
         buyer = g.auth(env, a["buyer"], "buyer")
         await g.eventually(lambda: http.get(f"/v1/messages/{a['msg']}", headers=buyer),
                            lambda r: r.status_code == 200)
@@ -339,7 +341,8 @@ async def test_a_message_over_the_body_or_attachment_limits_is_refused_naming_li
 ):
     big = [stored_pdf(gateway_settings, 6 * 2**20) for _ in range(2)]
     marker = uid()
-    async with replying_buyer(kafka, env, prefix, gateway_settings) as (app, http, buyer, reply):
+    async with replying_buyer(kafka, env, prefix, gateway_settings,
+                              uploads=big) as (app, http, buyer, reply):
         # About 180,000 + 30,000 bytes: each part alone is within any per-field limit.
         text, html = f"{marker} " + "é" * 90_000, "<p>" + "x" * 30_000
         size = len(text.encode()) + len(html.encode())
@@ -381,7 +384,8 @@ async def test_a_body_counts_as_an_event_spells_it_so_control_characters_cannot_
 
 async def test_attachments_alone_make_a_message(kafka, env, prefix, gateway_settings):
     pdf = stored_pdf(gateway_settings, 1000)
-    async with replying_buyer(kafka, env, prefix, gateway_settings) as (app, http, buyer, reply):
+    async with replying_buyer(kafka, env, prefix, gateway_settings,
+                              uploads=[pdf]) as (app, http, buyer, reply):
         sent = await http.post("/v1/messages", headers=buyer,
                                json={**reply, "attachments": [pdf]})
     assert sent.status_code == 202, sent.text
@@ -536,6 +540,7 @@ async def test_the_sp_api_door_cleans_file_names_and_refuses_oversized_attachmen
     shas = [stored_pdf(gateway_settings, size)["sha256"] for size in (1000, 6 * 2**20)]
     async with gateway(gateway_settings) as (app, http):
         a = await seed(kafka, env, prefix)
+        await g.uploaded_by(app, a["seller"], *shas)
         amz = {"x-amz-access-token": g.auth(env, a["seller"])["Authorization"].split()[1]}
         base = f"/messaging/v1/orders/{a['order']}"
         actions = await g.eventually(lambda: http.get(base, headers=amz),

@@ -49,7 +49,8 @@ async def test_dispute_and_operators_see_the_timeline_with_verification_and_part
                      at=t0 + timedelta(hours=1), order_id=oid)
     metrics_app = create_metrics(settings_for(MetricsSettings, "metrics"))
     async with metrics_app.router.lifespan_context(metrics_app):
-        metrics = MetricsClient("http://metrics", transport=ASGITransport(app=metrics_app))
+        metrics = MetricsClient("http://metrics", token=env["BSM_METRICS_TOKEN"],
+                                transport=ASGITransport(app=metrics_app))
         async with g.running_gateway(gateway_settings, metrics=metrics) as (app, http):
             # Published out of time order; the fake is signed by the gateway, not delivery.
             await kafka.publish(prefix + "bsm.messages.delivered",
@@ -101,7 +102,8 @@ async def test_a_seller_sees_only_its_own_response_times_and_operators_any(
     events, as_of = issue_scenario(seller)
     metrics_app = create_metrics(settings_for(MetricsSettings, "metrics"))
     async with metrics_app.router.lifespan_context(metrics_app):
-        metrics = MetricsClient("http://metrics", transport=ASGITransport(app=metrics_app))
+        metrics = MetricsClient("http://metrics", token=env["BSM_METRICS_TOKEN"],
+                                transport=ASGITransport(app=metrics_app))
         async with g.running_gateway(gateway_settings, metrics=metrics) as (app, http):
             for e in events:
                 producer = "delivery" if e["type"] == "Delivered" else "gateway"

@@ -11,7 +11,7 @@ from httpx import ASGITransport, AsyncClient
 from bsm_metrics.app import create_app
 from bsm_metrics.settings import MetricsSettings
 from tests.factories import uid
-from tests.stack import platform_event
+from tests.stack import metrics_headers, platform_event
 
 
 async def test_the_record_keeps_an_orders_events_in_time_order_and_refuses_changes(
@@ -21,7 +21,8 @@ async def test_the_record_keeps_an_orders_events_in_time_order_and_refuses_chang
     app = create_app(settings)
     oid, buyer = "o-" + uid(), "b-" + uid()
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         await kafka.publish(prefix + "bsm.parties", platform_event("PartyRegistered", {
             "party_id": buyer, "role": "buyer", "email": "ana@private.example",
             "display_name": "Ana"}, buyer), buyer)
@@ -86,7 +87,8 @@ async def test_response_times_come_from_event_times_and_ignore_forged_events(
                        at=as_of - timedelta(hours=1), seller=seller)
     app = create_app(settings, clock=lambda: as_of)  # "now", for the scrape-time gauges
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         for e in events:
             producer = "delivery" if e["type"] == "Delivered" else "gateway"
             topic = ("bsm.messages.delivered" if e["type"] == "Delivered"
@@ -126,7 +128,8 @@ async def test_an_altered_archive_row_is_flagged_and_as_of_shows_the_past(
     app = create_app(settings)
     schema = app.state.runtime.schema
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         for e in (first, second):
             await kafka.publish(prefix + "bsm.messages.delivered", signed(env, e, "delivery"),
                                 "r-1")
@@ -162,7 +165,8 @@ async def test_a_replay_from_the_topics_rebuilds_exactly_the_live_projections(
     events.append(reported("q3", as_of, reporter=seller))
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         for e in events:
             producer = "delivery" if e["type"] == "Delivered" else "gateway"
             topic = {"Delivered": "bsm.messages.delivered", "Reported": "bsm.messages.reported",
@@ -197,12 +201,13 @@ async def test_the_service_role_cannot_change_or_remove_archived_events(settings
 
 
 async def test_a_nul_in_a_path_or_query_is_refused_with_422_naming_it_on_every_endpoint(
-    settings_for,
+    settings_for, env
 ):
     """Finding 2 of issue 10: a NUL in a URL path answered 500 (PostgreSQL cannot take it)."""
     app = create_app(settings_for(MetricsSettings, "metrics"))
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         for url in ("/v1/orders/o%00x/timeline", "/v1/sellers/s%00x/response-times",
                     "/v1/sellers/s%00x/quota", "/v1/orders/o/timeline?x%00=1",
                     "/v1/reports/stats?window=7d&note=a%00"):
@@ -227,7 +232,8 @@ async def test_an_event_archived_before_its_messages_order_was_known_is_in_the_o
     order, message = "o-" + uid(), "q-" + uid()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics")
+        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://metrics",
+                             headers=metrics_headers(env))
         rt = app.state.runtime
         await kafka.publish(prefix + "bsm.messages.response-not-needed",
                             signed(env, marked(message, T0 + timedelta(hours=1)), "gateway"),

@@ -53,20 +53,55 @@ def test_the_alias_owner_writing_to_their_own_alias_is_not_accepted():
         == mail.NOT_IN_RELATIONSHIP
 
 
-@pytest.mark.parametrize("header_from, spf, expected", [
-    ("a@shop.example", "none", None),
-    ("A@Shop.Example", "neutral", None),
-    ("b@shop.example", "pass", None),
-    ("b@shop.example", "none", mail.FROM_WITHOUT_SPF),
-    ("b@shop.example", "softfail", mail.FROM_WITHOUT_SPF),
-    ("b@other.example", "pass", mail.FROM_OTHER_DOMAIN),
-    ("a@shop.example", "fail", mail.SPF_FAIL),
-    (None, "pass", mail.BAD_FROM),
+UNAUTHENTICATED = "sender_unauthenticated"
+
+
+@pytest.mark.parametrize("header_from, spf, dkim, expected", [
+    # SPF pass for the envelope sender: the domain vouches (a colleague's From at it too).
+    ("a@shop.example", "pass", [], None),
+    ("A@Shop.Example", "pass", [], None),
+    ("b@shop.example", "pass", [], None),
+    # A DKIM signature aligned with the From domain (relaxed: same organizational domain).
+    ("a@shop.example", "none", ["shop.example"], None),
+    ("a@shop.example", "softfail", ["mail.shop.example"], None),
+    ("a@shop.example", "fail", ["shop.example"], None),  # DMARC: aligned DKIM passes anyway
+    ("b@shop.example", "neutral", ["SHOP.example"], None),
+    # Neither: the claimed address proves nothing.
+    ("a@shop.example", "none", [], UNAUTHENTICATED),
+    ("a@shop.example", "neutral", [], UNAUTHENTICATED),
+    ("a@shop.example", "softfail", [], UNAUTHENTICATED),
+    ("a@shop.example", "permerror", [], UNAUTHENTICATED),
+    ("a@shop.example", "none", ["evil.example"], UNAUTHENTICATED),  # signed, by someone else
+    ("a@shop.example", "none", ["example"], UNAUTHENTICATED),  # a public suffix aligns nothing
+    ("a@shop.example", "none", ["shop.example.evil.example"], UNAUTHENTICATED),
+    ("a@shop.example", "fail", [], "spf_fail"),
+    ("a@shop.example", "temperror", [], "dns_temporary"),
+    # The From header itself.
+    ("b@other.example", "pass", ["other.example"], "header_from_mismatch"),
+    (None, "pass", [], "header_from_missing"),
 ])
-def test_a_header_from_stands_only_if_it_is_the_envelope_or_same_domain_with_spf_pass(
-    header_from, spf, expected
+def test_a_sender_stands_only_when_spf_passes_or_dkim_aligned_with_from_verifies(
+    header_from, spf, dkim, expected
 ):
-    assert mail.check_header_from("a@shop.example", header_from, spf) == expected
+    refusal = mail.authenticate_sender("a@shop.example", header_from, spf, dkim)
+    assert (refusal.reason_code if refusal else None) == expected
+
+
+def test_an_unauthenticated_sender_is_told_why_and_what_to_do_in_5_7_26():
+    refusal = mail.authenticate_sender("ana@gmail.example", "ana@gmail.example", "none", [])
+    assert (refusal.code, refusal.status) == (550, "5.7.26")
+    assert "gmail.example" in refusal.text and "SPF" in refusal.text and "DKIM" in refusal.text
+    assert "message center" in refusal.text and "(A4)" in refusal.text
+    assert "\r" not in refusal.reply() and "\n" not in refusal.reply()
+
+
+@pytest.mark.parametrize("domain, organizational", [
+    ("shop.example", "shop.example"), ("mail.shop.example", "shop.example"),
+    ("a.b.shop.example", "shop.example"), ("bbc.co.uk", "bbc.co.uk"),
+    ("news.bbc.co.uk", "bbc.co.uk"), ("co.uk", "co.uk"), ("example", "example"),
+])
+def test_the_organizational_domain_follows_the_public_suffix_list(domain, organizational):
+    assert mail.organizational_domain(domain) == organizational
 
 
 @pytest.mark.parametrize("client", CLIENTS)

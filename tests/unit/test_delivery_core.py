@@ -105,3 +105,43 @@ def test_header_values_from_the_event_are_single_lines_in_the_mail():
     raw = mail.as_bytes()
     assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
     assert mail["X-Bsm-Order"] == "o-1 Bcc: x@y.example"
+
+
+# -- signed action links in the relayed mail (E2, E4; issue 11) -----------------------------
+
+def test_a_seller_gets_both_action_links_and_a_buyer_the_report_link():
+    to_seller = policy_checked(sender_role="buyer", recipient_role="seller")
+    to_buyer = policy_checked(sender_role="seller", recipient_role="buyer")
+    assert core.link_actions(to_seller) == ("no-response-needed", "report")
+    assert core.link_actions(to_buyer) == ("report",)
+
+
+def test_the_relayed_mail_carries_its_action_links_below_the_signature_in_text_and_html():
+    pc = policy_checked(text="¿Cuándo llega?", html="<p>¿Cuándo llega?</p>",
+                        recipient_role="seller", recipient_locale="es-ES")
+    offered = {"no-response-needed": "https://gw.example/v1/links/AAA.BBB",
+               "report": "https://gw.example/v1/links/CCC.DDD?x=1&y=2"}
+    mail = core.compose(pc, sender_name="Ana", domain="marketplace.example", now=T0,
+                        links=offered)
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    body, _, footer = text.partition("\n-- \n")
+    assert body.strip() == "¿Cuándo llega?"
+    assert "¿No necesita respuesta? Marca este mensaje: https://gw.example/v1/links/AAA.BBB" \
+        in footer
+    assert "Denuncia este mensaje al marketplace: https://gw.example/v1/links/CCC.DDD" in footer
+    assert '<a href="https://gw.example/v1/links/CCC.DDD?x=1&amp;y=2">' in html
+    assert html.startswith("<p>¿Cuándo llega?</p>")
+
+
+def test_a_mail_without_links_is_the_message_alone_and_unknown_actions_are_left_out():
+    pc = policy_checked(text="Hola", html=None)
+    plain = core.compose(pc, sender_name="Ana", domain="marketplace.example", now=T0)
+    odd = core.compose(pc, sender_name="Ana", domain="marketplace.example", now=T0,
+                       links={"delete-everything": "https://evil.example/"})
+    for mail in (plain, odd):
+        assert mail.get_body(("plain",)).get_content().strip() == "Hola"
+    html_only = core.compose(policy_checked(text=None, html="<p>Hola</p>", recipient_locale="xx"),
+                             sender_name="Ana", domain="marketplace.example", now=T0,
+                             links={"report": "https://gw.example/v1/links/A.B"})
+    assert "Report this message to the marketplace" in html_only.get_body(("html",)).get_content()

@@ -51,3 +51,17 @@ def test_the_key_is_read_from_the_stack_secrets_file_when_the_environment_has_no
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
     assert token_key_from_environment(nested) == bytes(range(32))
+
+
+def test_a_message_is_seen_by_its_sender_always_and_by_its_recipient_only_once_delivered():
+    from bsm_gateway.auth import Principal
+
+    sender, recipient = Principal("s-1", "seller"), Principal("b-1", "buyer")
+    for status in ("submitted", "addressed", "delivered", "bounced"):
+        assert sender.may_see_message("s-1", "b-1", status), status
+        assert recipient.may_see_message("s-1", "b-1", status) == (status == "delivered"), status
+        assert Principal("x", "dispute").may_see_message("s-1", "b-1", status), status
+        assert not Principal("b-1", "operator").may_see_message("s-1", "b-1", status), status
+        assert not Principal("b-2", "buyer").may_see_message("s-1", "b-1", status), status
+    # A recipient that is unknown (None) matches nobody.
+    assert not Principal("b-1", "buyer").may_see_message("s-1", None, "delivered")

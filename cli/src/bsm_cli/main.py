@@ -4,7 +4,8 @@
 ``bsm dispute ORDER_ID`` prints an order's timeline from the record (the metrics service's
 ``GET /v1/orders/{order_id}/timeline``): every event in time order, with who produced it and
 whether its signature verified. The metrics URL comes from ``BSM_METRICS_URL`` or, in a
-checkout with the local stack up, from ``.stack/env``.
+checkout with the local stack up, from ``.stack/env``; the service credential the metrics
+service requires from ``BSM_METRICS_TOKEN`` or ``.stack/secrets.env``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ def main() -> None:
     """bsm: buyer–seller messaging tools."""
 
 
-def _stack_env() -> dict[str, str]:
+def _stack_env(name: str = "env") -> dict[str, str]:
+    """``.stack/env`` (or ``.stack/secrets.env``) of the checkout the command runs in."""
     here = Path.cwd()
     for folder in (here, *here.parents):
-        env = folder / ".stack" / "env"
+        env = folder / ".stack" / name
         if env.is_file():
             values = {}
             for line in env.read_text().splitlines():
@@ -60,6 +62,19 @@ def _address(key: str) -> str:
 
 def metrics_url() -> str:
     return _address("BSM_METRICS_URL")
+
+
+def metrics_headers() -> dict[str, str]:
+    """The metrics service's service credential (``BSM_METRICS_TOKEN``, from the environment
+    or the local stack's ``.stack/secrets.env``) as a bearer token."""
+    token = os.environ.get("BSM_METRICS_TOKEN") or _stack_env("secrets.env").get(
+        "BSM_METRICS_TOKEN")
+    if not token:
+        console.print("[red]BSM_METRICS_TOKEN is not set and no .stack/secrets.env holds it[/red]"
+                      ": the metrics service answers services only. Set it (deploy/README.md "
+                      "says where it is provisioned), or run `make up` in the checkout.")
+        raise typer.Exit(2)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def summarize(entry: dict[str, Any]) -> str:
@@ -103,9 +118,11 @@ def dispute(
 ) -> None:
     """Print every event about ORDER_ID in time order, each signature re-checked; forged or
     altered entries are flagged."""
-    url = f"{metrics_url().rstrip('/')}/v1/orders/{order_id}/timeline"
+    url = f"{metrics_url().rstrip('/')}/v1/orders/{quote(order_id, safe='')}/timeline"
+    headers = metrics_headers()
     try:
-        response = httpx.get(url, params={"as_of": as_of} if as_of else None, timeout=10)
+        response = httpx.get(url, params={"as_of": as_of} if as_of else None, timeout=10,
+                             headers=headers)
     except httpx.HTTPError as exc:
         console.print(f"[red]Cannot reach the metrics service at {metrics_url()}:[/red] {exc}")
         console.print("Is the stack up? Try `make up` (or set BSM_METRICS_URL).")
@@ -116,6 +133,10 @@ def dispute(
     if response.status_code == 404:
         console.print(f"[yellow]{response.json().get('detail', 'Order not found.')}[/yellow]")
         raise typer.Exit(1)
+    if response.status_code == 401:
+        console.print("[red]The metrics service refused the credential[/red]: BSM_METRICS_TOKEN "
+                      "is not the one it was given.")
+        raise typer.Exit(2)
     if response.status_code != 200:
         console.print(f"[red]The metrics service answered {response.status_code}:[/red] "
                       f"{response.text[:500]}")

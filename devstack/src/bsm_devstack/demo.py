@@ -122,6 +122,9 @@ async def run(root: Path) -> None:
 
         console.print("3. The seller replies in the same conversation (in_reply_to).")
         started = time.monotonic()
+        # A message exists for its recipient once the gateway knows it reached them (issue 11):
+        # the mail can arrive a moment before the gateway reads the Delivered event.
+        await _wait_visible(http, env, seller, question)
         r = await http.post("/v1/messages", headers=_bearer(env["BSM_GATEWAY_TOKEN_KEY"], seller,
                                                             "seller"), json={
             "recipient_party_id": buyer, "order_id": order,
@@ -135,7 +138,8 @@ async def run(root: Path) -> None:
 
     console.print(f"4. The dispute team's view of {order} (bsm dispute {order}):")
     expected = 9  # OrderPlaced + 4 events for each of the two messages
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10) as http:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10,
+                                 headers=_metrics_auth(env)) as http:
         for _ in range(100):
             r = await http.get(f"/v1/orders/{order}/timeline")
             if r.status_code == 200 and len(r.json()["events"]) >= expected:
@@ -144,7 +148,8 @@ async def run(root: Path) -> None:
     subprocess.run([sys.executable, "-m", "bsm_cli.main", "dispute", order], check=False)
 
     console.print("5. The seller's response-time figures (F1, from event times):")
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10) as http:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10,
+                                 headers=_metrics_auth(env)) as http:
         figures = (await http.get(f"/v1/sellers/{seller}/response-times",
                                   params={"window": "30d"})).json()
     if "answered" in figures:
@@ -170,6 +175,23 @@ async def run(root: Path) -> None:
     )
 
 
+async def _wait_visible(http: httpx.AsyncClient, env: dict[str, str], party: str,
+                        message_id: str, timeout: float = 30.0) -> None:
+    """Until ``message_id`` shows in ``party``'s message center (GET /v1/messages/{id})."""
+    headers = _bearer(env["BSM_GATEWAY_TOKEN_KEY"], party, "seller")
+    deadline = time.monotonic() + timeout
+    while (await http.get(f"/v1/messages/{message_id}", headers=headers)).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"message {message_id} did not show in the message center within "
+                             f"{timeout:.0f} s: see .stack/logs/gateway*.log")
+        await asyncio.sleep(0.1)
+
+
+def _metrics_auth(env: dict[str, str]) -> dict[str, str]:
+    """The metrics service answers services only: its credential from `.stack/secrets.env`."""
+    return {"Authorization": f"Bearer {env['BSM_METRICS_TOKEN']}"}
+
+
 async def _erasure(env: dict[str, str], buyer: str, order: str) -> None:
     """Her name travels in the events sealed with her own key: readable before, not after."""
     import base64
@@ -178,7 +200,8 @@ async def _erasure(env: dict[str, str], buyer: str, order: str) -> None:
 
     from bsm_shared.runtime.keyring import Keyring
 
-    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10) as http:
+    async with httpx.AsyncClient(base_url=env["BSM_METRICS_URL"], timeout=10,
+                                 headers=_metrics_auth(env)) as http:
         events = (await http.get(f"/v1/orders/{order}/timeline")).json()["events"]
     sealed = next(e["event"]["data"]["sender_display_name"] for e in events
                   if e["type"] == "MessageAddressed" and e["event"]["data"]["sender_party_id"] == buyer)

@@ -10,6 +10,9 @@
 * ``BSM_DELIVERY_VERP_KEY``: base64 of 32 random bytes (HMAC of VERP return paths);
   ``BSM_ALIAS_VERP_KEY`` holds the same value (the mail door verifies the return paths).
 * ``BSM_DELIVERY_DKIM_KEY``: base64 of a PEM RSA-2048 private key (DKIM for the mail domain).
+* ``BSM_METRICS_TOKEN``: 43 URL-safe characters (256 random bits): the service credential the
+  metrics service requires on every request but ``/health`` (the gateway's proxy and ``bsm
+  dispute`` present it).
 
 Existing keys are never regenerated (data encrypted or signed with them must stay readable);
 only keys missing from the file are added. The public halves go to ``.stack/env`` as
@@ -21,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +68,11 @@ def _new_secret_key() -> str:
     return _b64(os.urandom(32))
 
 
+def _new_token() -> str:
+    """A bearer token: 32 random bytes, URL-safe base64 without padding (RFC 6750 token68)."""
+    return secrets.token_urlsafe(32)
+
+
 def _new_dkim_key() -> str:
     """Base64 of a PEM (PKCS#8) RSA-2048 private key: the dev DKIM key of the mail domain."""
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -87,6 +96,8 @@ def _generators() -> dict[str, Callable[[], str]]:
     # Delivery: HMAC key of VERP return paths, and the DKIM key of the marketplace domain.
     gens["BSM_DELIVERY_VERP_KEY"] = _new_secret_key
     gens["BSM_DELIVERY_DKIM_KEY"] = _new_dkim_key
+    # The metrics service's service credential (the gateway and `bsm dispute` present it).
+    gens["BSM_METRICS_TOKEN"] = _new_token
     return gens
 
 

@@ -38,7 +38,8 @@ from bsm_shared.topics import Group, Topic
 
 from . import core
 from .blobs import BlobStore, LocalBlobStore
-from .door import DnsLookup, DoorHandler, SpfCheck, serve, spf_checker
+from .door import DkimCheck, DnsLookup, DoorHandler, SpfCheck, dkim_checker, serve, spf_checker
+from .fixed_dns import ZoneLookup
 from .settings import AliasSettings
 from .store import AliasStore, migrations
 
@@ -214,12 +215,15 @@ class AliasHandlers:
 
 def create_runtime(
     settings: AliasSettings, *, new_id: Callable[[], UUID] = uuid7,
-    spf_check: SpfCheck | None = None, dns_lookup: DnsLookup | None = None,
-    blobs: BlobStore | None = None, **kwargs: object,
+    spf_check: SpfCheck | None = None, dkim_check: DkimCheck | None = None,
+    dns_lookup: DnsLookup | None = None, blobs: BlobStore | None = None, **kwargs: object,
 ) -> ServiceRuntime:
-    """The alias service; with ``settings.smtp_inbound`` set, also the mail door. ``spf_check``
-    or ``dns_lookup`` replace real DNS for SPF (tests), ``blobs`` the local blob store."""
+    """The alias service; with ``settings.smtp_inbound`` set, also the mail door. ``dns_lookup``
+    replaces the DNS of SPF and DKIM (tests; else ``settings.dns_zone``, else the network),
+    ``spf_check``/``dkim_check`` the checks themselves, ``blobs`` the local blob store."""
     holder: dict[str, Any] = {}
+    if dns_lookup is None and settings.dns_zone:
+        dns_lookup = ZoneLookup.from_file(settings.dns_zone)
 
     async def door(rt: ServiceRuntime) -> None:
         where = settings.inbound_address()
@@ -228,6 +232,7 @@ def create_runtime(
             rt, store=holder["h"].store, mail_domain=settings.mail_domain,
             blobs=blobs or LocalBlobStore(Path(settings.blob_dir)),
             spf_check=spf_check or spf_checker(dns_lookup, settings.spf_timeout_seconds),
+            dkim_check=dkim_check or dkim_checker(dns_lookup, settings.spf_timeout_seconds),
             clock=rt.clock, new_id=new_id, verp_key=settings.verp_key_bytes(),
         )
         await serve(h, *where, hostname=settings.mail_domain,

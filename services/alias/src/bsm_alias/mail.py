@@ -5,8 +5,11 @@ decisions live here:
 
 * :func:`authorize_sender` — is the envelope sender the other party of the alias's relationship
   (registered address, or a seller's authorized address; a blocked one is refused)?
-* :func:`check_header_from` — a header ``From`` that differs from the envelope sender is trusted
-  only for the same domain and only when SPF passes; an SPF ``fail`` is refused in any case.
+* :func:`authenticate_sender` — does the sender's domain vouch for the mail, as mail providers
+  judge it (DMARC, RFC 7489): SPF ``pass`` for the envelope sender, whose domain is the header
+  ``From``'s, or a DKIM signature that verifies and is aligned with the ``From`` domain. Mail
+  that claims a registered or authorized address without either is refused (``5.7.26``): an
+  address alone proves nothing, anybody can write one.
 * :func:`parse` and :func:`scrub` — the standard ``email`` package reads the MIME (bodies,
   charsets, transfer encodings, attachments) within the door's bounds (parts, nesting, header
   fields and their length: :func:`read_mime`), into storable text and one-line header values
@@ -19,16 +22,20 @@ the sender of a refused mail is unverified, and a bounce would be backscatter.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.feedparser import BytesFeedParser
 from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
 from email.utils import getaddresses
+from functools import lru_cache
 from typing import Any
 
 import filetype
+from publicsuffixlist import PublicSuffixList
 
 from bsm_shared.contract.limits import (
     MAX_ATTACHMENT_BYTES,
@@ -41,6 +48,8 @@ from bsm_shared.contract.limits import (
     clean_filename,
     clean_header_text,
 )
+from bsm_shared.runtime.links import strip_action_links
+from bsm_shared.text import normalize
 
 from .core import Relationship
 
@@ -100,15 +109,15 @@ FROM_OTHER_DOMAIN = Refusal(
     "The From header differs from the envelope sender's domain (A4): send from your registered "
     "address without rewriting the sender.",
 )
-FROM_WITHOUT_SPF = Refusal(
-    550, "5.7.23", "header_from_unverified",
-    "The From header differs from the envelope sender and SPF does not pass for it (A4): send "
-    "from your registered address, or publish SPF for your mail server.",
-)
 SPF_FAIL = Refusal(
     550, "5.7.23", "spf_fail",
-    "SPF fails for the sender's domain (A4): the mail did not come from a server allowed to "
-    "send for it. Send through your provider's own server.",
+    "SPF fails for the sender's domain and no DKIM signature of it verifies (A4): the mail did "
+    "not come from a server allowed to send for it. Send through your provider's own server.",
+)
+DNS_TEMPORARY = Refusal(
+    451, "4.4.3", "dns_temporary",
+    "The sender's domain could not be checked (a temporary DNS failure for SPF, A4): try again "
+    "later.",
 )
 BAD_FROM = Refusal(
     550, "5.7.1", "header_from_missing",
@@ -216,18 +225,65 @@ def address_domain(address: str) -> str:
     return address.rpartition("@")[2].strip().lower()
 
 
-def check_header_from(envelope_sender: str, header_from: str | None, spf_result: str) -> Refusal | None:
-    """Whether the header ``From`` may stand (A4): identical to the envelope sender, or the same
-    domain with SPF ``pass``; and never when SPF ``fail``s for the envelope sender."""
-    if spf_result == "fail":
-        return SPF_FAIL
+def sender_unauthenticated(domain: str, spf_result: str) -> Refusal:
+    """The mail claims an address of ``domain`` and nothing shows the domain sent it."""
+    domain = "".join(c for c in domain if "!" <= c <= "~")[:255]  # one line of the reply
+    return Refusal(
+        550, "5.7.26", "sender_unauthenticated",
+        f"Sender not authenticated (A4): SPF does not pass for {domain} ({spf_result or 'none'}) "
+        f"and no DKIM signature of {domain} verifies, so nothing shows this mail comes from the "
+        "address it claims. Send through your provider's server, have your domain publish SPF "
+        "(and sign with DKIM), or write from the marketplace's message center.",
+    )
+
+
+#: How many DKIM signatures aligned with the From domain the door verifies in one mail (each is a
+#: DNS lookup and a hash of the body; a real mail has one or two).
+MAX_DKIM_SIGNATURES = 5
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list ships with the package: nothing is fetched
+
+
+def organizational_domain(domain: str) -> str:
+    """The registered domain of ``domain`` (RFC 7489 §3.2, with the Public Suffix List):
+    ``mail.shop.example`` → ``shop.example``; a public suffix itself stays as it is."""
+    domain = domain.strip().rstrip(".").lower()
+    return _public_suffixes().privatesuffix(domain) or domain
+
+
+def aligned(signing_domain: str, from_domain: str) -> bool:
+    """DMARC's relaxed alignment: both domains have the same organizational domain."""
+    if not signing_domain or not from_domain:
+        return False
+    return organizational_domain(signing_domain) == organizational_domain(from_domain)
+
+
+def authenticate_sender(
+    envelope_sender: str, header_from: str | None, spf_result: str,
+    dkim_domains: Iterable[str] = (),
+) -> Refusal | None:
+    """Whether the mail may stand as the envelope sender's (A4), as mail providers judge a
+    sender (DMARC): exactly one header ``From``, at the envelope sender's domain (another
+    address there is a colleague's), and the domain vouches for the mail — a DKIM signature
+    that verified (``dkim_domains``: the ``d=`` of each) aligned with the ``From`` domain, or
+    SPF ``pass`` for the envelope sender. An SPF ``fail`` without aligned DKIM says the mail
+    came from a server the domain does not allow; no verdict at all says nothing, and is
+    refused the same (``5.7.26``); a DNS failure while checking is temporary (``451``)."""
     if header_from is None:
         return BAD_FROM
-    if header_from.strip().lower() == envelope_sender.strip().lower():
-        return None
-    if address_domain(header_from) != address_domain(envelope_sender):
+    domain = address_domain(header_from)
+    if domain != address_domain(envelope_sender):
         return FROM_OTHER_DOMAIN
-    return None if spf_result == "pass" else FROM_WITHOUT_SPF
+    if any(aligned(d, domain) for d in dkim_domains) or spf_result == "pass":
+        return None
+    if spf_result == "fail":
+        return SPF_FAIL
+    if spf_result == "temperror":
+        return DNS_TEMPORARY
+    return sender_unauthenticated(domain, spf_result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,7 +636,9 @@ def scrub_mail(
     longer than most addresses it replaces)."""
 
     def scrubbed(value: str | None) -> str | None:
-        return None if value is None else scrub(value, addresses, names)
+        # A reply quotes the mail it answers, with the recipient's signed action links: those
+        # are the replier's, never the other party's to click (``links.strip_action_links``).
+        return None if value is None else strip_action_links(scrub(value, addresses, names))
 
     attachments = [
         Attachment(
@@ -613,35 +671,11 @@ def reply_target(parsed: ParsedMail, mail_domain: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 # What may stand between a display name and the address it names: `Name <a@b>`,
-# `"Name" <a@b>`, `Name &lt;a@b&gt;` (HTML quotes), `Name [mailto:a@b]` (Outlook), and a
-# signature's name on the line (or `<br>`) right before the address.
+# `"Name" <a@b>`, `Name &lt;a@b&gt;` (HTML quotes: `<` once normalised), `Name [mailto:a@b]`
+# (Outlook), and a signature's name on the line (or `<br>`) right before the address.
 # Possessive (`*+`) and `[^<>]`: a name followed by a long run of spaces, or by many tags that
 # never close, would otherwise make the search backtrack quadratically (8,000 spaces took 7 s).
-_OPENERS = r'\s*+(?:<br\s*+/?>\s*+)?(?:<|&lt;|\[mailto:|\(|<a\s[^<>]*+>)?\s*+(?:mailto:)?'
-
-
-#: Named HTML character references a mail client may use inside an address (HTML 5 names).
-_NAMED = {"@": ("commat",), ".": ("period",), "-": ("hyphen", "dash"), "_": ("lowbar",),
-          "+": ("plus",)}
-
-
-def _char(c: str) -> str:
-    """A pattern for one character of an address, also written as an HTML character reference
-    (``&#64;``, ``&#x40;``, ``&commat;``): the HTML part of a mail shows those as the character,
-    so an address spelled with them is the same address to the reader."""
-    codes = {ord(c.lower()), ord(c.upper())}
-    forms = [re.escape(c)]
-    forms += [f"&#0*{n};" for n in sorted(codes)]
-    forms += [f"&#[xX]0*{n:x};" for n in sorted(codes)]
-    forms += [f"&{name};" for name in _NAMED.get(c, ())]
-    return "(?:" + "|".join(forms) + ")"
-
-
-def address_pattern(address: str) -> str:
-    """A regular expression matching ``address`` literally or with any of its characters
-    written as HTML character references (match case-insensitively). Hand-written: the HTML
-    cannot be unescaped as a whole without changing the markup around the address."""
-    return "".join(_char(c) for c in address)
+_OPENERS = r'\s*+(?:<br\s*+/?>\s*+)?(?:<|\[mailto:|\(|<a\s[^<>]*+>)?\s*+(?:mailto:)?'
 
 
 def scrub(text: str, addresses: dict[str, str], names: dict[str, str]) -> str:
@@ -649,20 +683,51 @@ def scrub(text: str, addresses: dict[str, str], names: dict[str, str]) -> str:
     appears: headers quoted in the body, signatures, ``mailto:`` links) and every real name
     that stands as the display name of one of those addresses replaced by the public name.
 
+    Addresses are found in the text as a reader sees it (:func:`bsm_shared.text.normalize`, the
+    same normalising policy's C4 uses): written with HTML character references (``&#64;``,
+    ``&commat;``), percent-encoded (``%40``), with zero-width or full-width characters, or
+    spelled out ("ana at mail dot example", "ana [arroba] mail [punto] es"); what is replaced is
+    the span of the original that shows the address, so the markup around it stays as sent.
+
     ``addresses`` maps real address → alias; ``names`` maps real name → public display name."""
+    norm = normalize(text)
+    seen = norm.text
+    found: list[tuple[int, int, str]] = []  # in the normalised text, the first ones win
     for real_name, public in sorted(names.items(), key=lambda kv: -len(kv[0])):
         if len(real_name.strip()) < 2:
             continue
         for real in addresses:
             pattern = re.compile(
-                r'"?' + re.escape(real_name.strip()) + r'"?(?=' + _OPENERS + address_pattern(real)
+                r'"?' + re.escape(real_name.strip()) + r'"?(?=' + _OPENERS + re.escape(real)
                 + r")",
                 re.IGNORECASE,
             )
-            text = pattern.sub(lambda _m, p=public: p, text)
+            found += [(m.start(), m.end(), public) for m in pattern.finditer(seen)]
     for real, alias in sorted(addresses.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(address_pattern(real), lambda _m, a=alias: a, text, flags=re.IGNORECASE)
-    return text
+        found += [(m.start(), m.end(), alias)
+                  for m in re.finditer(re.escape(real), seen, re.IGNORECASE)]
+    if not found:
+        return text
+    starts: list[int] = []
+    ends: list[int] = []
+    edits: list[tuple[int, int, str]] = []
+    for start, end, new in found:
+        i = bisect.bisect_left(starts, start)
+        if (i > 0 and ends[i - 1] > start) or (i < len(starts) and starts[i] < end):
+            continue  # inside what an earlier (longer, or name) match replaces
+        starts.insert(i, start)
+        ends.insert(i, end)
+        edits.insert(i, (start, end, new))
+    parts: list[str] = []
+    pos = 0
+    for start, end, new in edits:
+        lo, hi = norm.span(start, end)
+        if lo < pos:
+            continue
+        parts += [text[pos:lo], new]
+        pos = hi
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def scrub_text_attachment(

@@ -45,7 +45,14 @@ class AliasSettings(ServiceSettings):
         "announces; `552 5.3.4` above it): `bsm_shared.contract.limits.MAX_MAIL_BYTES` unless "
         "lowered. What a mail holds is then judged against the contract's limits (docs/mail.md).",
     )
-    spf_timeout_seconds: float = Field(default=5.0, gt=0, description="SPF DNS timeout.")
+    spf_timeout_seconds: float = Field(default=5.0, gt=0, description="SPF and DKIM DNS timeout.")
+    dns_zone: str = Field(
+        default="",
+        description="A zone file (RFC 1035 master format) whose records answer every DNS lookup "
+        "of the door's SPF and DKIM checks instead of the network; a name it does not hold has "
+        "no records. Empty (production): the real DNS. The local stack sets it to "
+        "`.stack/dns.zone`, where the `.example` documentation domains allow loopback by SPF.",
+    )
     verp_key: SecretStr | None = Field(
         default=None,
         description="Base64 of the HMAC key of VERP return paths: the same value as "

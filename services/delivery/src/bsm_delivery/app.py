@@ -39,6 +39,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -55,7 +56,7 @@ from bsm_shared.contract.payloads import (
     SellerSettingsChanged,
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
-from bsm_shared.runtime import verp
+from bsm_shared.runtime import links, verp
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident, is_transient
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
@@ -149,8 +150,11 @@ def migrations(schema: str) -> list[str]:
 
 class Delivery:
     def __init__(self, rt: ServiceRuntime, settings: DeliverySettings,
-                 on_mailed: Callable[[str], None] | None = None) -> None:
+                 on_mailed: Callable[[str], None] | None = None,
+                 link_issuer: links.LinkIssuer | None = None) -> None:
         self.rt = rt
+        #: Signs the "no response needed" / "report" links of each mail (E2, E4); None: none.
+        self.link_issuer = link_issuer
         self.liveness = Liveness(settings.database_url.get_secret_value(),
                                  new_owner_id(PRODUCER))
         #: Called right after a mail was marked sent (tests stop a worker there).
@@ -613,8 +617,11 @@ class Delivery:
         if address == "":
             return "recipient_address_unknown", False
         try:
+            offered = {} if self.link_issuer is None else self.link_issuer.urls(
+                pc.message_id, pc.recipient_party_id, core.link_actions(pc), now=now)
             raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain, now=now,
-                               files=await self._files(pc)).as_bytes(policy=email.policy.SMTP)
+                               files=await self._files(pc), links=offered,
+                               ).as_bytes(policy=email.policy.SMTP)
             if self.dkim_key is not None:
                 raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
                                      private_key_pem=self.dkim_key)
@@ -676,15 +683,22 @@ class Delivery:
         )
 
 
+_FROM_ENVIRONMENT: Any = object()
+
+
 def create_runtime(
     settings: DeliverySettings, *, on_mailed: Callable[[str], None] | None = None,
-    **kwargs: object,
+    link_issuer: links.LinkIssuer | None = _FROM_ENVIRONMENT, **kwargs: object,
 ) -> ServiceRuntime:
+    """``link_issuer``: by default from ``BSM_LINK_KEY`` and ``BSM_LINK_BASE_URL`` (or
+    ``BSM_GATEWAY_URL``, as the local stack has it); None sends mail without action links."""
     dkim_sign.use_openssl_rsa()  # same DKIM signatures, computed by OpenSSL
     holder: dict[str, Delivery] = {}
+    if link_issuer is _FROM_ENVIRONMENT:
+        link_issuer = links.LinkIssuer.from_environment()
 
     def handlers(rt: ServiceRuntime) -> dict:
-        d = holder["d"] = Delivery(rt, settings, on_mailed)
+        d = holder["d"] = Delivery(rt, settings, on_mailed, link_issuer)
         rt.delivery = d  # type: ignore[attr-defined]  # tests reach the worker through it
         # Order matters: parties are applied before the decisions of the same batch.
         return {Topic.PARTIES: d.on_parties, Topic.POLICY_CHECKED: d.on_policy_checked,

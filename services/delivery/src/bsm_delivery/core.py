@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from html import escape
 
 from bsm_shared.contract.limits import clean_filename, clean_header_text
 from bsm_shared.contract.payloads import AttachmentRef, Bounced, Delivered, PolicyChecked
@@ -56,15 +57,67 @@ def email_message_id(message_id: str, domain: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
+# -- the signed action links of a relayed mail (E2, E4) ----------------------------------------
+
+#: What each link says, by language (the recipient's; English otherwise): the labels of the
+#: message center's own buttons.
+LINK_LABELS: dict[str, dict[str, str]] = {
+    "en": {"no-response-needed": "No response needed? Mark this message",
+           "report": "Report this message to the marketplace"},
+    "es": {"no-response-needed": "¿No necesita respuesta? Marca este mensaje",
+           "report": "Denuncia este mensaje al marketplace"},
+    "fr": {"no-response-needed": "Pas de réponse nécessaire ? Marquez ce message",
+           "report": "Signalez ce message à la place de marché"},
+    "it": {"no-response-needed": "Nessuna risposta necessaria? Contrassegna questo messaggio",
+           "report": "Segnala questo messaggio al marketplace"},
+    "pt": {"no-response-needed": "Não precisa de resposta? Marque esta mensagem",
+           "report": "Denuncie esta mensagem ao marketplace"},
+    "de": {"no-response-needed": "Keine Antwort nötig? Nachricht markieren",
+           "report": "Diese Nachricht dem Marktplatz melden"},
+}
+
+
+def link_language(locale: str) -> str:
+    """The labels' language for a BCP 47 locale (``es-MX`` → ``es``); English otherwise."""
+    lang = locale.replace("_", "-").split("-")[0].lower()
+    return lang if lang in LINK_LABELS else "en"
+
+
+def link_actions(pc: PolicyChecked) -> tuple[str, ...]:
+    """The actions the recipient can take from the mail itself: every recipient can report
+    it (E4); a seller can also mark it "no response needed" (E2: the seller's inbox views and
+    response times are what the mark is for)."""
+    if pc.recipient_role == "seller":
+        return ("no-response-needed", "report")
+    return ("report",)
+
+
+def _footer_text(links: Mapping[str, str], lang: str) -> str:
+    # Below the signature separator ("-- ", RFC 3676 §4.3): mail clients that quote a reply
+    # leave signatures out, so the recipient's links do not travel back to the sender.
+    labels = LINK_LABELS[lang]
+    return "\n\n-- \n" + "\n".join(f"{labels[a]}: {url}" for a, url in links.items()) + "\n"
+
+
+def _footer_html(links: Mapping[str, str], lang: str) -> str:
+    labels = LINK_LABELS[lang]
+    items = "".join(f'<li><a href="{escape(url)}">{escape(labels[a])}</a></li>'
+                    for a, url in links.items())
+    return f'<hr><ul class="bsm-actions">{items}</ul>'
+
+
 def compose(
     pc: PolicyChecked, *, sender_name: str, domain: str, now: datetime,
-    files: Sequence[tuple[AttachmentRef, bytes]] = (),
+    files: Sequence[tuple[AttachmentRef, bytes]] = (), links: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """The relayed mail: from the sender's alias with their display name (A6; the event
     carries it sealed, the caller passes it opened — empty for an erased party), to the
     recipient's alias; the real address is only the SMTP envelope recipient. ``files``: the
     message's attachments with their bytes (from the blob store), attached as sent, so a
-    recipient answering from a mail client gets them too."""
+    recipient answering from a mail client gets them too. ``links``: the signed action links
+    of :func:`link_actions` (action → URL, made by the caller with the link key), put below
+    the text and the HTML in the recipient's language; a name not in :data:`LINK_LABELS` is
+    left out."""
     # Every value that becomes a header is one clean line here, whatever came in: a CR/LF in
     # a name or an id from an outside producer must neither inject a header nor make
     # ``email`` refuse the whole mail.
@@ -81,12 +134,16 @@ def compose(
     mail["X-Bsm-Conversation"] = clean_header_text(pc.conversation_id)
     if pc.order_id:
         mail["X-Bsm-Order"] = clean_header_text(pc.order_id)
+    offered = {a: url for a, url in (links or {}).items() if a in LINK_LABELS["en"]}
+    lang = link_language(pc.recipient_locale)
+    text_footer = _footer_text(offered, lang) if offered else ""
+    html_footer = _footer_html(offered, lang) if offered else ""
     if pc.text is not None:
-        mail.set_content(pc.text)
+        mail.set_content(pc.text + text_footer)
         if pc.html is not None:
-            mail.add_alternative(pc.html, subtype="html")
+            mail.add_alternative(pc.html + html_footer, subtype="html")
     else:
-        mail.set_content(pc.html or "", subtype="html")
+        mail.set_content((pc.html or "") + html_footer, subtype="html")
     for ref, data in files:
         ctype = ref.content_type.strip().split(";")[0].strip().lower()
         if not _MIME_TYPE.match(ctype):

@@ -47,14 +47,16 @@ from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
 from . import core, door, i18n, metrics_client, notifications, policy, web
-from .auth import AuthError, Principal, read_token
+from .auth import REACHED, AuthError, Principal, read_token
 from .errors import ApiError, install
 from .models import (
     Accepted, ActionAccepted, BuyerPreferencesIn, Conversation, ConversationList,
     ConversationSummary, LiftRestriction, Me, MessageView, Outcome, Report, SellerSettingsIn,
     SendMessage, StoredAttachment, Template, TemplateIn,
 )
-from .readmodel import INPUTS, ReadModel, migrations
+from .readmodel import (
+    INPUTS, ReadModel, migrations, own_attachments, owned_attachments, visible_sql,
+)
 from .settings import GatewaySettings
 
 PRODUCER = "gateway"
@@ -149,12 +151,29 @@ class Gateway:
         return await self.pool.fetchrow(
             f"SELECT * FROM {self.s}.messages WHERE message_id = $1", message_id)
 
+    @staticmethod
+    def visible(who: Principal, row: Any) -> bool:
+        """Whether ``who`` may see this message row at all (:meth:`Principal.may_see_message`:
+        a message that did not reach its recipient exists for its sender and the dispute
+        team only)."""
+        return who.may_see_message(row["sender_party_id"], row["recipient_party_id"],
+                                   row["status"])
+
     async def readable_message(self, who: Principal, message_id: str) -> Any:
         row = await self.message_row(message_id)
-        # A message the caller may not read is answered exactly like one that does not exist.
-        if row is None or not who.may_read(row["sender_party_id"], row["recipient_party_id"]):
+        # A message the caller may not see — someone else's, or one that never reached them —
+        # is answered exactly like one that does not exist.
+        if row is None or not self.visible(who, row):
             raise ApiError(404, "message_not_found", f"No message {message_id} of yours.")
         return row
+
+    async def visible_parent(self, who: Principal, row: Any) -> Any:
+        """The message ``row`` answers, if ``who`` may see it (else None: neither its id nor
+        its text is shown — a reply to a rejected message must not quote it)."""
+        if not row["in_reply_to"]:
+            return None
+        parent = await self.message_row(row["in_reply_to"])
+        return parent if parent is not None and self.visible(who, parent) else None
 
     async def order(self, order_id: str) -> Any:
         return await self.pool.fetchrow(
@@ -179,7 +198,9 @@ class Gateway:
         return await self.pool.fetchrow(
             f"SELECT * FROM {self.s}.parties WHERE party_id = $1", party_id)
 
-    def message_view(self, row: Any, who: Principal, quoted: str | None = None) -> MessageView:
+    def message_view(self, row: Any, who: Principal, parent: Any = None) -> MessageView:
+        """One message as ``who`` sees it (``row`` must be visible to them); ``parent``: the
+        message it answers, if visible to them — otherwise no reference and no quote."""
         bounce = json.loads(row["bounce"]) if row["bounce"] else None
         atts = row["attachments"]
         return MessageView(
@@ -187,7 +208,9 @@ class Gateway:
             order_id=row["order_id"], sender_party_id=row["sender_party_id"],
             recipient_party_id=row["recipient_party_id"], sender_role=row["sender_role"],
             contact_reason=row["contact_reason"], subject=row["subject"], text=row["text"],
-            html=sanitize(row["html"]), in_reply_to=row["in_reply_to"], quoted=quoted,
+            html=sanitize(row["html"]),
+            in_reply_to=parent["message_id"] if parent is not None else None,
+            quoted=parent["text"] if parent is not None else None,
             attachments=json.loads(atts) if isinstance(atts, str) else list(atts or []),
             submitted_at=row["submitted_at"].isoformat(),
             outcome=Outcome(status=row["status"], bounce=bounce, delivered_at=(
@@ -199,7 +222,12 @@ class Gateway:
     async def conversations(self, who: Principal, wanted: core.Filter,
                             order_id: str | None) -> list[ConversationSummary]:
         if who.is_party:
-            where, args = "(c.buyer_id = $1 OR c.seller_id = $1)", [who.party_id]
+            # Only conversations with a message the party may see: one that merely holds a
+            # message stopped on its way to them does not exist for them.
+            where = (f"(c.buyer_id = $1 OR c.seller_id = $1) AND EXISTS (SELECT 1 FROM "
+                     f"{self.s}.messages m WHERE m.conversation_id = c.conversation_id AND "
+                     f"{visible_sql('m', '$1')})")
+            args: list[Any] = [who.party_id]
         elif who.reads_everything:
             where, args = "TRUE", []
         else:
@@ -216,13 +244,15 @@ class Gateway:
         if not convs:
             return []
         msgs = await self.pool.fetch(
-            f"""SELECT conversation_id, sender_party_id, recipient_party_id, submitted_at,
-                       status, response_not_needed_at, reported_at, read_at
+            f"""SELECT message_id, conversation_id, sender_party_id, recipient_party_id,
+                       submitted_at, status, response_not_needed_at, reported_at, read_at,
+                       subject
                 FROM {self.s}.messages WHERE conversation_id = ANY($1::text[])""",
             [c["conversation_id"] for c in convs])
         by_conv: dict[str, list[Any]] = {}
         for m in msgs:
-            by_conv.setdefault(m["conversation_id"], []).append(m)
+            if self.visible(who, m):
+                by_conv.setdefault(m["conversation_id"], []).append(m)
         out = []
         for c in convs:
             rows = by_conv.get(c["conversation_id"], [])
@@ -233,19 +263,28 @@ class Gateway:
         return out
 
     def summary(self, c: Any, rows: list[Any], who: Principal) -> ConversationSummary:
+        """A conversation as ``who`` sees it; ``rows``: its messages ``who`` may see (every
+        figure — count, unread, last message, view, state, subject — comes from them)."""
+        # The dispute team sees the inbox as the seller sees it.
+        seller = Principal(party_id=c["seller_id"], role="seller")
+        viewer = who if who.is_party else seller
         facts = [core.MessageFacts(r["sender_party_id"], r["submitted_at"], r["status"],
                                    r["response_not_needed_at"] is not None,
-                                   r["reported_at"] is not None) for r in rows]
-        # The dispute team sees the inbox as the seller sees it.
-        viewer = who.party_id if who.is_party else c["seller_id"]
-        last = max((r["submitted_at"] for r in rows), default=c["started_at"])
+                                   r["reported_at"] is not None)
+                 for r in rows if self.visible(viewer, r)]
+        ordered = sorted(rows, key=lambda r: (r["submitted_at"], r["message_id"]))
+        last = ordered[-1]["submitted_at"] if ordered else c["started_at"]
+        # The conversation's subject is its first message's: for a party, the first message
+        # they may see (the one that opened it may be a rejected one, phone number and all).
+        subject = c["subject"] if who.reads_everything or not ordered else ordered[0]["subject"]
         return ConversationSummary(
             conversation_id=c["conversation_id"], order_id=c["order_id"],
-            buyer_id=c["buyer_id"], seller_id=c["seller_id"], subject=c["subject"],
-            view=core.view_of(facts, viewer), state=core.state_of(facts, c["order_status"]),
+            buyer_id=c["buyer_id"], seller_id=c["seller_id"], subject=subject or "",
+            view=core.view_of(facts, viewer.party_id),
+            state=core.state_of(facts, c["order_status"]),
             last_message_at=last.isoformat(), messages=len(rows),
             unread=sum(1 for r in rows if r["recipient_party_id"] == who.party_id
-                       and r["read_at"] is None and r["status"] != "bounced"),
+                       and r["read_at"] is None and r["status"] == REACHED),
         )
 
     async def conversation(self, who: Principal, conversation_id: str) -> Conversation:
@@ -253,22 +292,25 @@ class Gateway:
             f"""SELECT c.*, o.status AS order_status FROM {self.s}.conversations c
                 LEFT JOIN {self.s}.orders o ON o.order_id = c.order_id
                 WHERE c.conversation_id = $1""", conversation_id)
-        if c is None or not who.may_read(c["buyer_id"], c["seller_id"]):
-            raise ApiError(404, "conversation_not_found",
+        missing = ApiError(404, "conversation_not_found",
                            f"No conversation {conversation_id} of yours.")
+        if c is None or not who.may_read(c["buyer_id"], c["seller_id"]):
+            raise missing
+        rows = [r for r in await self.pool.fetch(
+            f"""SELECT * FROM {self.s}.messages WHERE conversation_id = $1
+                ORDER BY submitted_at, message_id""", conversation_id) if self.visible(who, r)]
+        if not rows:  # only messages that never reached the caller: none of theirs
+            raise missing
         if who.is_party:
             # Read state (E7) is the gateway's own bookkeeping, not a fact other services use.
             await self.pool.execute(
                 f"""UPDATE {self.s}.messages SET read_at = now() WHERE conversation_id = $1
-                    AND recipient_party_id = $2 AND read_at IS NULL AND status = 'delivered'""",
-                conversation_id, who.party_id)
-        rows = await self.pool.fetch(
-            f"""SELECT * FROM {self.s}.messages WHERE conversation_id = $1
-                ORDER BY submitted_at, message_id""", conversation_id)
-        texts = {r["message_id"]: r["text"] for r in rows}
-        summary = self.summary(c, list(rows), who)
+                    AND recipient_party_id = $2 AND read_at IS NULL AND status = $3""",
+                conversation_id, who.party_id, REACHED)
+        shown = {r["message_id"]: r for r in rows}
+        summary = self.summary(c, rows, who)
         return Conversation(**summary.model_dump(), message_list=[
-            self.message_view(r, who, texts.get(r["in_reply_to"]) if r["in_reply_to"] else None)
+            self.message_view(r, who, shown.get(r["in_reply_to"]) if r["in_reply_to"] else None)
             for r in rows])
 
     # -- writes ------------------------------------------------------------------------------
@@ -278,11 +320,12 @@ class Gateway:
         if body.text is None and body.html is None and not body.attachments:
             raise ApiError(422, "invalid_request", "A message needs `text`, `html` or an "
                            "attachment.")
-        attachments = self.attachments(body)
+        attachments = await self.attachments(who, body)
         if body.in_reply_to is not None and who.is_party:
             answered = await self.message_row(body.in_reply_to)
-            if answered is None or who.party_id not in (
-                    answered["sender_party_id"], answered["recipient_party_id"]):
+            # Only a message the sender may see can be answered (not one stopped on its way
+            # to them: it does not exist for them).
+            if answered is None or not self.visible(who, answered):
                 raise ApiError(404, "message_not_found",
                                f"No message {body.in_reply_to} of yours to answer.")
             other = (answered["recipient_party_id"] if answered["sender_party_id"] == who.party_id
@@ -399,20 +442,26 @@ class Gateway:
     def blob_path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256
 
-    def attachments(self, body: SendMessage) -> list[p.AttachmentRef]:
-        """The message's attachments as references, once they fit the shared limits (and the
-        body with them): ``413`` naming the limit and the size otherwise."""
-        refs = [self.attachment_ref(a.sha256, a.filename) for a in body.attachments]
+    async def attachments(self, who: Principal, body: SendMessage) -> list[p.AttachmentRef]:
+        """The message's attachments as references — each one ``who`` may use (uploaded by
+        them, or come to them with a message: ``readmodel.attachment_owners``) — once they fit
+        the shared limits (and the body with them): ``413`` naming the limit and the size
+        otherwise."""
+        hashes = [a.sha256 for a in body.attachments]
+        owned = await owned_attachments(self.pool, self.s, who.party_id, hashes)
+        refs = [self.attachment_ref(a.sha256, a.filename, owned) for a in body.attachments]
         too_large = core.size_refusal(body.text, body.html, [a.size for a in refs])
         if too_large is not None:
             raise ApiError(413, too_large.code, too_large.message, limit=too_large.limit,
                            size=too_large.size)
         return refs
 
-    def attachment_ref(self, sha256: str, filename: str) -> p.AttachmentRef:
+    def attachment_ref(self, sha256: str, filename: str, owned: set[str]) -> p.AttachmentRef:
+        # Someone else's file and a hash nobody uploaded get the same answer, decided before
+        # the blob store is asked: a hash is not an oracle of what others uploaded.
         path = self.blob_path(sha256)
-        if not path.is_file():
-            raise ApiError(422, "unknown_attachment", f"No uploaded attachment {sha256}; upload "
+        if sha256 not in owned or not path.is_file():
+            raise ApiError(422, "unknown_attachment", f"No attachment {sha256} of yours; upload "
                            "it with `POST /v1/attachments` first.")
         with path.open("rb") as f:
             head = f.read(8192)
@@ -532,7 +581,8 @@ def create_app(
     @app.get("/v1/messages/{message_id}", response_model=MessageView, tags=["messages"],
              summary="One message with its outcome")
     async def get_message(message_id: str, who: Caller) -> MessageView:
-        return gw.message_view(await gw.readable_message(who, message_id), who)
+        row = await gw.readable_message(who, message_id)
+        return gw.message_view(row, who, await gw.visible_parent(who, row))
 
     @app.get("/v1/conversations", response_model=ConversationList, tags=["conversations"],
              summary="The inbox: conversations by view, or by order id")
@@ -645,7 +695,7 @@ def create_app(
             None if row is None else
             row["buyer_id"] if who.party_id == row["seller_id"] else row["seller_id"])
         locale = (await gw.party(who.party_id) or {"locale": "en-US"})["locale"]
-        attachments = gw.attachments(body)
+        attachments = await gw.attachments(who, body)
         violations = policy.lint(body, role=who.role, party_id=who.party_id, row=row,
                                  recipient=recipient, locale=locale, now=rt.clock(),
                                  attachments=attachments)
@@ -735,13 +785,17 @@ def create_app(
             tmp = path.with_suffix(".part")
             tmp.write_bytes(data)
             tmp.replace(path)  # atomic: a reader never sees half a blob
+        # The uploader may now reference it (whoever else uploaded the same bytes before: the
+        # answer is the same either way, so an upload tells nothing about others' files).
+        await own_attachments(gw.pool, gw.s, who.party_id, [sha])
         return StoredAttachment(sha256=sha, size=size, content_type=kind,
                                 filename=core.readable_filename(file.filename))
 
     @app.get("/v1/messages/{message_id}/attachments/{sha256}", tags=["attachments"],
              response_class=Response, summary="Download an attachment of a message",
-             description="For the message's sender, its recipient once it was delivered, and the "
-             "dispute team. Served as a download (`Content-Disposition: attachment`, "
+             description="For the message's sender, its recipient once it was delivered (before, "
+             "and if it never is, the message does not exist for them), and the dispute team. "
+             "Served as a download (`Content-Disposition: attachment`, "
              "`nosniff`) with the type judged from the content when it was stored.",
              responses={200: {"content": {"application/octet-stream": {}},
                               "description": "The file."},
@@ -752,11 +806,10 @@ def create_app(
         atts = row["attachments"]
         refs = {a["sha256"]: a for a in (json.loads(atts) if isinstance(atts, str) else atts or [])}
         ref = refs.get(sha256)
-        # A recipient gets the file once the message reached them (a stopped message's files
-        # were never theirs to see); the sender and the dispute team always.
-        pending = who.party_id == row["recipient_party_id"] and row["status"] != "delivered"
+        # `readable_message` answered: a recipient reaches a message's files only once it
+        # reached them (a stopped message's files were never theirs to see).
         path = gw.blob_path(sha256) if ref is not None and len(sha256) == 64 else None
-        if ref is None or pending or path is None or not path.is_file():
+        if ref is None or path is None or not path.is_file():
             raise ApiError(404, "attachment_not_found",
                            f"Message {message_id} has no attachment {sha256} you can open.")
         return Response(

@@ -23,6 +23,9 @@ Role = Literal["seller", "buyer", "dispute", "operator"]
 ROLES: tuple[str, ...] = get_args(Role)
 ISSUER = "bsm"
 AUDIENCE = "bsm-gateway"
+#: The read model's status of a message that reached its recipient (a provider's later bounce
+#: report of the email copy keeps it: the message is in the recipient's message center).
+REACHED = "delivered"
 
 
 class AuthError(Exception):
@@ -44,8 +47,23 @@ class Principal:
         return self.role == "dispute"
 
     def may_read(self, *party_ids: str | None) -> bool:
-        """May read a conversation or message between these parties."""
+        """May open a conversation between these parties (which of its messages it shows is
+        :meth:`may_see_message`'s answer)."""
         return self.reads_everything or (self.is_party and self.party_id in party_ids)
+
+    def may_see_message(self, sender: str | None, recipient: str | None, status: str) -> bool:
+        """May see one message — in any view, quote, count or download: its sender always;
+        its recipient only once it reached them (``delivered``); the dispute team always.
+
+        A message that did not reach its recipient — stopped by the alias stage or the policy
+        (a phone number, her own opt-out, a stranger naming her as recipient), failed in
+        delivery, or still on its way — does not exist for the recipient: showing it would
+        deliver what the rules refused. (``readmodel.visible_sql`` is this rule in SQL.)"""
+        if self.reads_everything:
+            return True
+        if not self.is_party:
+            return False
+        return self.party_id == sender or (self.party_id == recipient and status == REACHED)
 
 
 def issue_token(

@@ -1,11 +1,12 @@
 """The gateway's door to the metrics service: the dispute timeline (G1) and a seller's response
 times (F1), proxied with the caller's role checked.
 
-The metrics service answers anyone who reaches it (it has no authentication of its own: it
-listens on the internal network only), so the browser never talks to it: the web message
-center stays same-origin under its strict CSP, and who may see what is decided here, by the
-gateway's :class:`~.auth.Principal`. A metrics outage is a ``503`` in the API's error shape,
-never a stack trace or a hanging request (every call has a timeout).
+The metrics service answers services only (the service credential ``BSM_METRICS_TOKEN``,
+which this client presents as a bearer token; ``bsm_metrics.access``), so the browser never
+talks to it: the web message center stays same-origin under its strict CSP, and who may see
+what is decided here, by the gateway's :class:`~.auth.Principal`. A metrics outage is a
+``503`` in the API's error shape, never a stack trace or a hanging request (every call has a
+timeout).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AliasChoices, AwareDatetime, Field
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth import Principal
@@ -43,6 +44,12 @@ class MetricsClientSettings(BaseSettings):
         description="Base URL of the metrics service's read API.")
     metrics_timeout: float = Field(default=5.0, gt=0, le=60,
                                    description="Seconds to wait for the metrics service.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BSM_METRICS_TOKEN", "bsm_metrics_token", "metrics_token"),
+        description="The metrics service's service credential, presented on every call (the "
+        "same `BSM_METRICS_TOKEN` the metrics service is given). Without it the record "
+        "endpoints answer 503.")
 
 
 class MetricsClient:
@@ -51,21 +58,23 @@ class MetricsClient:
     ``transport`` lets a test put the real metrics app in the same process
     (``httpx.ASGITransport``) instead of a network hop."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0,
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url, self.timeout, self.transport = base_url.rstrip("/"), timeout, transport
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http: httpx.AsyncClient | None = None
 
     @classmethod
     def from_environment(cls) -> "MetricsClient":
         s = MetricsClientSettings()
-        return cls(s.metrics_url, timeout=s.metrics_timeout)
+        token = s.metrics_token.get_secret_value() if s.metrics_token else None
+        return cls(s.metrics_url, token=token, timeout=s.metrics_timeout)
 
     def _client(self) -> httpx.AsyncClient:
         # Built on first use: nothing connects when the app is composed.
         if self._http is None:
             self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                           transport=self.transport)
+                                           transport=self.transport, headers=self._headers)
         return self._http
 
     async def aclose(self) -> None:
@@ -84,6 +93,11 @@ class MetricsClient:
             raise unavailable from None
         if response.status_code >= 500:
             log.warning("metrics service answered %s on %s", response.status_code, path)
+            raise unavailable
+        if response.status_code in (401, 403):
+            # Our own configuration, not the caller's fault: say it in the log, answer 503.
+            log.warning("metrics service refused the gateway's credential (%s): check that "
+                        "BSM_METRICS_TOKEN is the metrics service's", response.status_code)
             raise unavailable
         try:
             body = response.json()

@@ -25,6 +25,8 @@ from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed, sealed_
 from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
+from .auth import REACHED
+
 INPUTS = [
     Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED, Topic.DELIVERED, Topic.BOUNCED,
     Topic.REPORTED, Topic.RESPONSE_NOT_NEEDED,
@@ -88,9 +90,53 @@ def migrations(schema: str) -> list[str]:
         # {"authorized_senders": [...], "blocked_senders": [...], "customer_service_email": …},
         # every value sealed with the seller's keyring key (pii:v1:…).
         f"ALTER TABLE {s}.parties ADD COLUMN IF NOT EXISTS sender_settings jsonb",
+        # Who may reference an attachment by its hash in a message of their own: the party
+        # that uploaded it, the sender of a message that carried it (from the mail door, the
+        # bytes came with the mail), the recipient it reached (who has the bytes). Anyone else
+        # knowing a hash is refused exactly like a hash that was never uploaded.
+        f"""CREATE TABLE IF NOT EXISTS {s}.attachment_owners (
+            sha256 text NOT NULL, party_id text NOT NULL, PRIMARY KEY (sha256, party_id))""",
+        # Rows from before the table: what the messages already say (idempotent).
+        f"""INSERT INTO {s}.attachment_owners (sha256, party_id)
+            SELECT DISTINCT a.value->>'sha256', p.party_id
+            FROM (SELECT * FROM {s}.messages WHERE jsonb_typeof(attachments) = 'array'
+                  AND attachments <> '[]'::jsonb) m
+            CROSS JOIN LATERAL jsonb_array_elements(m.attachments) a
+            CROSS JOIN LATERAL (VALUES (m.sender_party_id), (CASE WHEN m.status = '{REACHED}'
+                                THEN m.recipient_party_id END)) p(party_id)
+            WHERE p.party_id IS NOT NULL AND a.value->>'sha256' IS NOT NULL
+            ON CONFLICT DO NOTHING""",
     ]
 
 ADDRESS_FIELDS = ("authorized_senders", "blocked_senders", "customer_service_email")
+
+
+async def own_attachments(conn: Any, schema: str, party_id: str | None,
+                          hashes: list[str]) -> None:
+    """Record that ``party_id`` may reference these attachments (see ``attachment_owners``)."""
+    if party_id and hashes:
+        await conn.executemany(
+            f"INSERT INTO {check_ident(schema)}.attachment_owners (sha256, party_id) "
+            f"VALUES ($1, $2) ON CONFLICT DO NOTHING", [(h, party_id) for h in set(hashes)])
+
+
+async def owned_attachments(conn: Any, schema: str, party_id: str,
+                            hashes: list[str]) -> set[str]:
+    """Which of ``hashes`` ``party_id`` may reference."""
+    if not hashes:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT sha256 FROM {check_ident(schema)}.attachment_owners "
+        f"WHERE party_id = $1 AND sha256 = ANY($2::text[])", party_id, list(set(hashes)))
+    return {r["sha256"] for r in rows}
+
+
+def visible_sql(alias: str, param: str) -> str:
+    """:meth:`~.auth.Principal.may_see_message` for a buyer or seller ``param``, as a filter
+    of the messages table ``alias``: what they sent, and what reached them. (The two are
+    checked against each other in ``tests/integration/test_gateway_visibility.py``.)"""
+    return (f"({alias}.sender_party_id = {param} OR ({alias}.recipient_party_id = {param} "
+            f"AND {alias}.status = '{REACHED}'))")
 
 
 #: A message's status only moves forward (events of different topics arrive in any order).
@@ -225,6 +271,7 @@ class ReadModel:
                 ON CONFLICT DO NOTHING""",
             d.relationship_id, buyer, seller, buyer_alias.lower(), seller_alias.lower())
         await self._upsert_message(conn, d, "addressed")
+        await own_attachments(conn, s, d.sender_party_id, [a.sha256 for a in d.attachments])
         return []
 
     async def _upsert_message(self, conn: asyncpg.Connection, d: Any, status: str) -> None:
@@ -249,6 +296,9 @@ class ReadModel:
     async def on_delivered(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         d: p.Delivered = incoming.event.data  # type: ignore[assignment]
         await self._upsert_message(conn, d, "delivered")
+        # The recipient has the files now: they may send them on (as they could re-upload).
+        await own_attachments(conn, self.s, d.recipient_party_id,
+                              [a.sha256 for a in d.attachments])
         # The delivered text is what the recipient saw (delivery sanitizes HTML): keep it.
         # A message that bounced before delivery is never delivered after; the guard keeps
         # the status final whatever order the topics are read in.

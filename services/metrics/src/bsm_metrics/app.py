@@ -37,6 +37,7 @@ from bsm_shared.topics import Group, Topic
 
 from . import projections as proj
 from . import record
+from .access import RequireServiceToken
 from .settings import MetricsSettings
 from .store import TABLES, PgProjections, projection_tables
 
@@ -308,6 +309,11 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
     async def refused(_: Request, exc: _Refusal) -> JSONResponse:
         return _error(exc.status, exc.code, exc.detail)
     app.state.runtime = rt
+    # Every path but /health needs the service credential (`.access`): the outermost layer,
+    # so a caller without it learns nothing, not even which paths exist.
+    app.add_middleware(
+        RequireServiceToken, service_token=settings.token.get_secret_value(),
+        scrape_token=settings.scrape_token.get_secret_value() if settings.scrape_token else None)
 
     def now() -> datetime:
         return rt.clock()

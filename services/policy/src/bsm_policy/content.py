@@ -28,6 +28,8 @@ import emoji
 import nh3
 import phonenumbers
 
+from bsm_shared.text import AT_WORDS, normalize
+
 # ---------------------------------------------------------------------------------------------
 # Findings
 # ---------------------------------------------------------------------------------------------
@@ -71,8 +73,26 @@ ALLOWED_CSS: frozenset[str] = frozenset({
     "padding-right", "border", "border-collapse", "width", "height", "vertical-align",
     "list-style-type",
 })
-#: Schemes a link or image may use after sanitising (cid/data: images sent inline).
-URL_SCHEMES: frozenset[str] = frozenset({"https", "http", "cid", "data"})
+#: Schemes a link (``a href``) and a quotation's source (``blockquote cite``) may use: a web
+#: page, with a host (``https://…``, ``http://…``; an ``http`` link is then refused by C4).
+LINK_SCHEMES: frozenset[str] = frozenset({"https", "http"})
+#: Schemes an image (``img src``) may use: a web image, an image sent with the mail (``cid:``)
+#: or one in the HTML (``data:`` of :data:`INLINE_IMAGE_TYPES`).
+IMAGE_SCHEMES: frozenset[str] = LINK_SCHEMES | {"cid", "data"}
+#: Every scheme nh3 lets through; each URL-bearing attribute is then held to its own list
+#: (:data:`URL_ATTRIBUTES`), and any other attribute that could hold a URL is not allowed.
+URL_SCHEMES: frozenset[str] = IMAGE_SCHEMES
+#: The attributes on the allow-list that hold a URL, and the schemes each may use.
+URL_ATTRIBUTES: dict[tuple[str, str], frozenset[str]] = {
+    ("a", "href"): LINK_SCHEMES,
+    ("img", "src"): IMAGE_SCHEMES,
+    ("blockquote", "cite"): LINK_SCHEMES,
+}
+#: Raster image types an inline ``data:`` image may have (an SVG image is a document that can
+#: carry script and links).
+INLINE_IMAGE_TYPES: frozenset[str] = frozenset({
+    "image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp",
+})
 #: Elements whose mere presence rejects the message (active content or forms: removing them
 #: silently would change what the sender meant to send).
 FORBIDDEN_ELEMENTS: frozenset[str] = frozenset({
@@ -97,12 +117,72 @@ _UNWRAPPED = re.compile(
 )
 
 
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+_DATA_IMAGE = re.compile(r"data:([a-z]+/[a-z0-9.+-]+)(?:;[a-z0-9=._-]+)*[,;]", re.I)
+#: A CSS value that is only keywords, numbers, lengths, percentages, colours and quoted font
+#: names, or the colour functions: nothing that loads (``url(``), runs (``expression(``,
+#: ``behavior``), escapes (``\\``) or comments (``/*``).
+_CSS_VALUE = re.compile(
+    r"(?:(?:rgba?|hsla?)\(\s*+[\d\s.,%/]*\)|[^\W_]|[\s#%.,'\"!+_-])*+", re.I)
+
+
+def allowed_url(value: str, schemes: frozenset[str]) -> bool:
+    """Whether a URL attribute's value is an absolute URL of one of ``schemes`` (the value as
+    the HTML parser gives it: character references decoded). Relative URLs are refused: in a
+    mail they resolve against whatever page shows it."""
+    url = value.strip(" \t\n\f\r")
+    if not url or any(c.isspace() or not c.isprintable() for c in url):
+        return False  # a browser drops tabs and newlines inside a URL: "java\tscript:"
+    m = _SCHEME.match(url)
+    if m is None or m.group(1).lower() not in schemes:
+        return False
+    scheme, rest = m.group(1).lower(), url[m.end():]
+    if scheme in ("http", "https"):
+        return rest.startswith("//") and len(rest) > 2 and rest[2] not in "/\\"
+    if scheme == "data":
+        typed = _DATA_IMAGE.match(url)
+        return typed is not None and typed.group(1).lower() in INLINE_IMAGE_TYPES
+    return bool(rest)  # cid:<content id>
+
+
+def allowed_style(value: str) -> str | None:
+    """The declarations of a ``style`` attribute that are on the allow-list (:data:`ALLOWED_CSS`)
+    with a plain value (:data:`_CSS_VALUE`), or None when none is."""
+    kept = []
+    for declaration in value.split(";"):
+        prop, colon, val = declaration.partition(":")
+        if (colon and prop.strip().lower() in ALLOWED_CSS and val.strip()
+                and _CSS_VALUE.fullmatch(val.strip())):
+            kept.append(f"{prop.strip().lower()}:{val.strip()}")
+    return ";".join(kept) or None
+
+
+#: Attributes whose value is text people read (anything goes, it is escaped); every other
+#: attribute on the allow-list takes a plain value: a number, a size, a colour, a keyword, a
+#: font name (:data:`_PLAIN_VALUE`).
+TEXT_ATTRIBUTES: frozenset[str] = frozenset({"title", "alt"})
+_PLAIN_VALUE = re.compile(r"[\w\s#%.,'\"+-]*+")
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    """nh3's last word on each attribute it keeps (None drops it)."""
+    schemes = URL_ATTRIBUTES.get((tag, attribute))
+    if schemes is not None:
+        return value if allowed_url(value, schemes) else None
+    if attribute == "style":
+        return allowed_style(value)
+    if attribute in TEXT_ATTRIBUTES or attribute == "rel" or _PLAIN_VALUE.fullmatch(value):
+        return value
+    return None
+
+
 def _clean(html: str) -> str:
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         clean_content_tags={"script", "style"},
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_attribute_filter,
         url_schemes=set(URL_SCHEMES),
         filter_style_properties=set(ALLOWED_CSS),
         link_rel="noopener noreferrer",
@@ -311,21 +391,6 @@ def gif_frame_count(data: bytes) -> int:
 # ---------------------------------------------------------------------------------------------
 
 _EMAIL_AROUND = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)", re.U)
-_LOCAL_BEFORE = re.compile(r"[a-z0-9][\w.+-]*\s*[\[\(\{<\"']?\s*$", re.I | re.U)
-_SEP = r"\s*[\[\(\{<\"']?\s*"
-_SEP_END = r"\s*[\]\)\}>\"']?\s*"
-#: A written-out dot may stand between spaces and brackets; a literal "." only without spaces
-#: ("at home. It is…" is a sentence, not "home.it").
-_DOT = (r"(?:" + _SEP + r"(?:dot|punto|point|ponto|punkt)" + _SEP_END
-        + r"|[\[\(\{<]\s*\.\s*[\]\)\}>]|\.)")
-_TLDS = (r"(?:com|net|org|info|biz|es|fr|it|de|pt|br|uk|co|eu|mx|ar|ch|at|be|nl|us|ca|io)"
-         r"(?![\w])")
-_DOMAIN_AFTER = re.compile(
-    _SEP_END + r"([a-z0-9][\w-]*(?:" + _DOT + r"[a-z0-9][\w-]*)*?" + _DOT + _TLDS + ")",
-    re.I | re.U,
-)
-#: How people write "@" when they hide an address from filters, in the six languages.
-AT_WORDS = ("at", "arroba", "chiocciola", "arobase", "arobas", "klammeraffe", "ät")
 
 _URL_HINT = re.compile(r"://|www\.|\.(?:com|net|org|info|biz|shop|store|es|fr|it|de|pt|br|"
                        r"eu|io|ly|me|co\.uk)(?![\w])", re.I)
@@ -358,34 +423,27 @@ def _ours(domain: str, mail_domain: str) -> bool:
 
 
 def _email_findings(text: str, fld: str, mail_domain: str,
-                    at_spans: Sequence[tuple[int, int]] = ()) -> list[Finding]:
+                    at_words: Sequence[tuple[int, int]] | None = None) -> list[Finding]:
+    """Addresses in ``text`` however they are disguised: found in the text as a reader sees it
+    (:func:`bsm_shared.text.normalize`: character references, percent encoding, zero-width and
+    full-width characters, "at"/"dot" spelled out in six languages), reported at the span of
+    the original the sender wrote. ``at_words``: the hint scan's spans of the at-words."""
+    norm = normalize(text, at_words=at_words)
+    seen = norm.text
     out: list[Finding] = []
-    pos = text.find("@")
+    pos = seen.find("@")
     while pos != -1:
         lo = max(0, pos - 64)
-        m = _EMAIL_AROUND.search(text, lo, min(len(text), pos + 256))
+        m = _EMAIL_AROUND.search(seen, lo, min(len(seen), pos + 256))
         while m is not None and m.end() <= pos:  # a match that ends before this "@"
-            m = _EMAIL_AROUND.search(text, m.end(), min(len(text), pos + 256))
+            m = _EMAIL_AROUND.search(seen, m.end(), min(len(seen), pos + 256))
         if m is not None and m.start() <= pos < m.end():
             if not _ours(m.group(2), mail_domain):
-                out.append(Finding("email_address", fld, m.start(), m.end()))
-            pos = text.find("@", m.end())
+                start, end = norm.span(m.start(), m.end())
+                out.append(Finding("email_address", fld, start, end))
+            pos = seen.find("@", m.end())
         else:
-            pos = text.find("@", pos + 1)
-    for a, b in at_spans:
-        # A whole word only ("at" inside "what" is not an at-word).
-        if (a > 0 and (text[a - 1].isalnum() or text[a - 1] == "_")) or (
-            b < len(text) and (text[b].isalnum() or text[b] == "_")
-        ):
-            continue
-        before = _LOCAL_BEFORE.search(text, max(0, a - 64), a)
-        after = _DOMAIN_AFTER.match(text, b)
-        if before is None or after is None:
-            continue
-        domain = re.sub(_DOT, ".", after.group(1), flags=re.I)
-        if _ours(domain.replace(" ", ""), mail_domain):
-            continue
-        out.append(Finding("email_address", fld, before.start(), after.end()))
+            pos = seen.find("@", pos + 1)
     return out
 
 

@@ -51,6 +51,8 @@ def settings_for(env: dict[str, str], prefix: str) -> Callable[..., Any]:
             values["pii_key"] = env[f"BSM_{name.upper()}_PII_KEY"]
         if name == "metrics":  # the service credential its API requires (issue 11)
             values["token"] = env["BSM_METRICS_TOKEN"]
+        if name == "delivery":  # this stack's mail sink (a stack with a port offset has its own)
+            values["BSM_DELIVERY_SMTP_RELAY"] = env["BSM_SMTP_RELAY"]
         values.update(over)
         return cls(**values)
 

@@ -104,3 +104,25 @@ def test_dkim_signatures_through_openssl_are_the_same_bytes_as_dkimpys_own():
         digest = hashlib.sha256(data)
         assert dkim_sign._openssl_rsa_sign(digest.copy(), parsed) == RSASSA_PKCS1_v1_5_sign(
             digest.copy(), parsed)
+
+
+def test_with_the_key_parsed_once_each_key_still_signs_its_own_mails():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from bsm_delivery import dkim_sign
+
+    dkim_sign.use_openssl_rsa()
+    mail = b"From: a@marketplace.example\r\nTo: b@marketplace.example\r\nSubject: x\r\n\r\nhi\r\n"
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    pems = [k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()) for k in keys]
+    for _ in range(2):  # the second round reads the cached parses
+        for key, pem in zip(keys, pems, strict=True):
+            public = base64.b64encode(key.public_key().public_bytes(
+                serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+            signed = dkim_sign.sign(mail, domain="marketplace.example", selector="bsm1",
+                                    private_key_pem=pem)
+            assert dkim.verify(signed, dnsfunc=lambda _n, timeout=5, p=public:
+                               f"v=DKIM1; k=rsa; p={p}".encode())

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import email.policy
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -148,6 +149,57 @@ def migrations(schema: str) -> list[str]:
     ]
 
 
+#: An SMTP connection unused for this long is closed rather than reused: relays drop idle
+#: clients (Postfix after 300 s; some much sooner), and a dropped one would fail a mail.
+SMTP_IDLE_SECONDS = 15.0
+
+
+class SmtpConnections:
+    """The worker's SMTP connections to the relay, kept open from one batch to the next (a
+    connection and its greeting cost a round trip or two, and the relay a process, per batch
+    otherwise). A connection that failed in any way is closed, never reused."""
+
+    def __init__(self, address: Callable[[], tuple[str, int]],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._address = address
+        self._clock = clock
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self.opened = 0
+
+    async def take(self) -> aiosmtplib.SMTP:
+        """A connected client: an idle one still fresh, or a new one (raises what connecting
+        raises)."""
+        while self._idle:
+            smtp, since = self._idle.pop()
+            if smtp.is_connected and self._clock() - since < SMTP_IDLE_SECONDS:
+                return smtp
+            await self._close(smtp)
+        host, port = self._address()
+        smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+        await smtp.connect()
+        self.opened += 1
+        return smtp
+
+    async def give_back(self, smtp: aiosmtplib.SMTP, healthy: bool) -> None:
+        if healthy and smtp.is_connected:
+            self._idle.append((smtp, self._clock()))
+        else:
+            await self._close(smtp)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            await self._close(smtp)
+
+    @staticmethod
+    async def _close(smtp: aiosmtplib.SMTP) -> None:
+        with contextlib.suppress(Exception):
+            if smtp.is_connected:
+                await asyncio.wait_for(smtp.quit(), timeout=5)
+        with contextlib.suppress(Exception):
+            smtp.close()
+
+
 class Delivery:
     def __init__(self, rt: ServiceRuntime, settings: DeliverySettings,
                  on_mailed: Callable[[str], None] | None = None,
@@ -164,6 +216,8 @@ class Delivery:
         self.vault = PiiVault(settings.pii_key_bytes())
         self.keyring: Keyring = rt.keyring  # type: ignore[attr-defined]
         self.wake = asyncio.Event()
+        #: The relay connections the worker's lanes reuse from batch to batch.
+        self.smtp = SmtpConnections(settings.relay_address)
         rt.committed_callbacks.append(self.wake.set)
         self.sent = 0
         self.verp_key = settings.verp_key_bytes()
@@ -424,6 +478,12 @@ class Delivery:
         return gone
 
     async def run_worker(self, _rt: ServiceRuntime | None = None) -> None:
+        try:
+            await self._work()
+        finally:
+            await self.smtp.close()
+
+    async def _work(self) -> None:
         attempt = 0
         loop = asyncio.get_running_loop()
         last_prune = -PRUNE_EVERY_SECONDS
@@ -562,24 +622,28 @@ class Delivery:
             mine = todo[index::lanes]
             if not mine:
                 return
-            host, port = self.settings.relay_address()
-            smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
             try:
-                await smtp.connect()
+                smtp = await self.smtp.take()
             except (aiosmtplib.SMTPException, OSError) as exc:
+                host, port = self.settings.relay_address()
                 log.warning("SMTP relay %s:%d unreachable: %s", host, port, exc)
                 for i in mine:
                     results[i] = ("relay_unreachable", False)
                 return
+            healthy = False
             try:
                 for i in mine:
                     pc, address, _ = jobs[i]
                     results[i] = await self._send_one(smtp, pc, address, domain, now)
                     if results[i][0] is None:
                         await self._mailed(pc.message_id)
+                    elif results[i][0].startswith("smtp_error"):
+                        # The conversation broke (not a refusal): the connection is not
+                        # trusted with the lane's other mails; they wait for the next round.
+                        return
+                healthy = True
             finally:
-                with contextlib.suppress(Exception):
-                    await smtp.quit()
+                await self.smtp.give_back(smtp, healthy)
 
         await asyncio.gather(*(lane(i) for i in range(lanes)))
         return results

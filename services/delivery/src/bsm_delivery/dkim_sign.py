@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import dkim
 
 #: Signed headers: the ones compose writes that a recipient's client shows or threads by.
@@ -48,6 +50,18 @@ def _openssl_rsa_sign(hash_obj, private_key: dict) -> bytes:  # noqa: ANN001 - d
     return key.sign(hash_obj.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))  # type: ignore[attr-defined]
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed_key(pem: bytes) -> dict:
+    # dkimpy parses the PEM (base64 and ASN.1, in Python) on every signature: ≈ 0.2 ms a mail
+    # for the same few bytes. Read-only afterwards (``_openssl_rsa_sign`` only reads it).
+    return _PARSE(pem)
+
+
+_PARSE = dkim.parse_pem_private_key  # type: ignore[attr-defined]
+
+
 def use_openssl_rsa() -> None:
-    """Make dkimpy sign through OpenSSL (same signatures, ≈ 8× less CPU)."""
+    """Make dkimpy sign through OpenSSL (same signatures, ≈ 8× less CPU), with the private key
+    parsed once instead of once a mail."""
     dkim.RSASSA_PKCS1_v1_5_sign = _openssl_rsa_sign  # type: ignore[attr-defined]
+    dkim.parse_pem_private_key = _parsed_key  # type: ignore[attr-defined]

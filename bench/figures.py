@@ -143,6 +143,13 @@ def sample(roots: Mapping[str, int], stats: Mapping[int, ProcStat], *,
     return Sample(out)
 
 
+def only(roots: Mapping[str, int], *names: str) -> dict[str, int]:
+    """The processes among ``roots`` named ``names`` or ``name-N`` (``kafka`` gives every Kafka
+    node): what a phase that is not bsm's runs on, so that its total is that path's cost."""
+    return {n: p for n, p in roots.items()
+            if any(n == name or n.startswith(f"{name}-") for name in names)}
+
+
 @dataclass(frozen=True)
 class CpuRow:
     name: str
@@ -271,3 +278,31 @@ def mail_line(bsm_rate: float, postfix_rate: float) -> str:
     """The last line of ``make bench-mail``."""
     return (f"mail path: bsm {bsm_rate:.0f} msg/s, Postfix {postfix_rate:.0f} msg/s, "
             f"ratio {ratio(bsm_rate, postfix_rate):.3f}")
+
+
+#: The issue's ceiling for a service's resident memory under load.
+RSS_TARGET = 150 * 2**20
+
+
+def rss_line(peaks: Mapping[str, int], services: Iterable[str]) -> str:
+    """The largest peak RSS among the service instances (``peaks`` holds every process)."""
+    names = set(services)
+    ours = {n: b for n, b in peaks.items()
+            if n in names or n.rpartition("-")[0] in names}
+    if not ours:
+        return "service RSS: not measured"
+    name = max(ours, key=lambda n: (ours[n], n))
+    over = sorted(n for n, b in ours.items() if b > RSS_TARGET)
+    verdict = f"over the target: {', '.join(over)}" if over else "every service within it"
+    return (f"largest service RSS {ours[name] / 2**20:,.0f} MB ({name}; target ≤ "
+            f"{RSS_TARGET // 2**20} MB, {verdict})")
+
+
+def spread_line(group: str, partitions_per_member: Sequence[int]) -> str:
+    """How a consumer group's partitions are spread over its members (instances)."""
+    counts = sorted(partitions_per_member, reverse=True)
+    if not counts:
+        return f"{group}: no members"
+    idle = sum(1 for c in counts if c == 0)
+    return (f"{group}: {len(counts)} member{'s' if len(counts) != 1 else ''}, partitions "
+            f"{' + '.join(map(str, counts))}" + (f" ({idle} idle)" if idle else ""))

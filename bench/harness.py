@@ -12,15 +12,21 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from rich.console import Console
 
+from bench.figures import Phase, peak_rss, rss_line, spread_line
 from bsm_devstack.chaos import content
 from bsm_devstack.chaos.content import Pair
+from bsm_devstack.health import bsm_groups
+from bsm_devstack.topology import SERVICE_NAMES
 from bsm_shared.topics import Topic, TopicNames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +197,70 @@ async def warm_up(prod: AIOKafkaProducer, watch: Watch, pair_list: list[Pair], r
     return {p.index: watch.aliases[mid] for mid, p in mids.items() if mid in watch.aliases}
 
 
+@dataclass
+class Session:
+    """The bsm side of a benchmark: a producer, the watcher, and pairs registered and warmed
+    up (``aliases``: pair index → (buyer's alias, seller's alias))."""
+
+    prod: AIOKafkaProducer
+    watch: Watch
+    pairs: list[Pair]
+    aliases: dict[int, tuple[str, str]]
+
+
+@contextlib.asynccontextmanager
+async def session(env: dict[str, str], run: str, pair_count: int) -> AsyncIterator[Session]:
+    prod, watch = producer(env), Watch(env)
+    await prod.start()
+    await watch.start()
+    try:
+        pair_list = content.pairs(run, pair_count)
+        await register(prod, pair_list, run)
+        yield Session(prod, watch, pair_list, await warm_up(prod, watch, pair_list, run))
+    finally:
+        await watch.stop()
+        await prod.stop()
+
+
+def intro(text: str) -> None:
+    console.print(text)
+    console.print("[dim]other work on this machine shares its cores: compare figures of one "
+                  "run with each other, and runs with care[/dim]")
+
+
 def status(text: str) -> None:
     """A progress line that overwrites itself on a terminal (nothing in a log)."""
     if console.is_terminal:
         console.print(f"  {text}".ljust(60), end="\r")
+
+
+async def partition_spread(env: dict[str, str]) -> dict[str, list[int]]:
+    """Per bsm consumer group, how many partitions each member (a service instance) holds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    await admin.start()
+    out: dict[str, list[int]] = {}
+    try:
+        for group in bsm_groups():
+            # One group per request: aiokafka misreads a response that describes several.
+            for entry in (await admin.describe_consumer_groups([group]))[0].groups:
+                counts = []
+                for member in entry[5]:
+                    assignment = ConsumerProtocolMemberAssignment.decode(member[4])
+                    counts.append(sum(len(parts) for _, parts in assignment.assignment))
+                out[str(entry[1])] = counts
+    finally:
+        await admin.close()
+    return out
+
+
+async def closing_notes(env: dict[str, str], phases: Sequence[Phase]) -> None:
+    """After the tables: each service's peak RSS against the target, and how every consumer
+    group's partitions are spread over its instances (with ``BSM_SCALE``, several)."""
+    console.print(rss_line(peak_rss(phases), SERVICE_NAMES))
+    try:
+        spread = await partition_spread(env)
+    except Exception as exc:  # noqa: BLE001 - a note, not a figure: say it and go on
+        console.print(f"partition spread not read: {type(exc).__name__}: {exc}")
+        return
+    console.print("partitions per instance: " + "; ".join(
+        spread_line(g, counts) for g, counts in sorted(spread.items())))

@@ -76,6 +76,14 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def render(base: Path, port: int, relay_port: int) -> dict[str, str]:
+    """The configuration files (name → text) of an instance under ``base``: smtpd on
+    ``127.0.0.1:port`` only, everything relayed to ``127.0.0.1:relay_port``."""
+    main = MAIN_CF.format(queue=base / "queue", data=base / "data",
+                          relay=f"[127.0.0.1]:{relay_port}", log=base / "postfix.log", base=base)
+    return {"main.cf": main, "master.cf": MASTER_CF.format(listen=f"127.0.0.1:{port}")}
+
+
 class PostfixError(RuntimeError):
     pass
 
@@ -123,10 +131,8 @@ class Instance:
         shutil.rmtree(self.base, ignore_errors=True)
         for d in (self.conf, self.queue, self.base / "data"):
             d.mkdir(parents=True, exist_ok=True)
-        (self.conf / "main.cf").write_text(MAIN_CF.format(
-            queue=self.queue, data=self.base / "data", relay=f"[127.0.0.1]:{self.relay_port}",
-            log=self.log, base=self.base))
-        (self.conf / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+        for name, text in render(self.base, self.port, self.relay_port).items():
+            (self.conf / name).write_text(text)
         shutil.chown(self.base / "data", "postfix", "postfix")
         self._postfix("set-permissions")
         self._postfix("check")

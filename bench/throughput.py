@@ -37,7 +37,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import harness  # noqa: E402
 from bench.figures import (  # noqa: E402
-    Phase, cpu_rows, cpu_table, kafka_line, peak_rss, phase_rows)
+    Phase, cpu_rows, cpu_table, kafka_line, only, peak_rss, phase_rows)
 from bench.harness import OUTCOMES, ROOT, console  # noqa: E402
 from bench.processes import CLOCK_TICKS, Meter, stack_processes  # noqa: E402
 from bsm_devstack.chaos import content  # noqa: E402
@@ -114,7 +114,8 @@ async def bare_chain(env: dict[str, str], run: str, n: int, roots: dict[str, int
             return received["last"]
 
         await push(values[:warm], "bare chain warm-up", warm)
-        meter = Meter({**roots, **{f"relay {i + 1}": p.pid for i, p in enumerate(relays)}})
+        meter = Meter({**only(roots, "kafka"),
+                       **{f"relay {i + 1}": p.pid for i, p in enumerate(relays)}})
         before, t0, w0 = meter.start(), time.time(), time.monotonic()
         last = await push(values[warm:], "bare chain", warm + n)
         after, wall = await meter.stop(), time.monotonic() - w0
@@ -213,21 +214,12 @@ async def main(args: argparse.Namespace) -> int:
     env = harness.stack_env()
     roots = stack_processes(ROOT)
     run = "bench" + uuid.uuid4().hex[:6]
-    console.print(f"[bold]bench {run}[/bold] on the stack at {env['KAFKA_BOOTSTRAP_SERVERS']}: "
-                  f"{', '.join(sorted(roots))}")
-    console.print("[dim]other work on this machine shares its cores: compare figures of one "
-                  "run with each other, and runs with care[/dim]")
+    harness.intro(f"[bold]bench {run}[/bold] on the stack at "
+                  f"{env['KAFKA_BOOTSTRAP_SERVERS']}: {', '.join(sorted(roots))}")
     phases = [await bare_chain(env, run, args.bare_messages, roots)]
     console.print(f"  bare chain: {phases[0].rate:,.0f} msg/s")
-
-    prod = harness.producer(env)
-    watch = harness.Watch(env)
-    await prod.start()
-    await watch.start()
-    try:
-        pair_list = content.pairs(run, args.pairs)
-        await harness.register(prod, pair_list, run)
-        await harness.warm_up(prod, watch, pair_list, run)
+    async with harness.session(env, run, args.pairs) as bsm:
+        prod, watch, pair_list = bsm.prod, bsm.watch, bsm.pairs
         burst = await bsm_phase("bsm burst", prod, watch, pair_list,
                                 [f"bm-{run}-{k}" for k in range(args.messages)], roots,
                                 kinds=OUTCOMES, rate=None, timeout=args.timeout)
@@ -244,10 +236,8 @@ async def main(args: argparse.Namespace) -> int:
                                       timeout=args.timeout))
         # Leave the stack quiet: the decision phase's messages still go out.
         await watch.wait(decision_ids, OUTCOMES, timeout=args.timeout, label="draining")
-    finally:
-        await watch.stop()
-        await prod.stop()
     show(phases)
+    await harness.closing_notes(env, phases)
     bare, burst, steady = phases[0], phases[1], phases[2]
     console.print(f"ratios: bsm burst / bare chain {burst.rate / max(bare.rate, 1e-9):.3f} "
                   f"(target ≥ 0.5); decision path / bare chain "

@@ -1,13 +1,22 @@
-"""The benchmarks' arithmetic (bench/figures.py): percentiles, rates, CPU from /proc stat lines,
-and the report's closing lines, which other tools read."""
+"""The benchmarks' pure parts: their arithmetic (bench/figures.py: percentiles, rates, CPU from
+/proc stat lines, the report's tables and closing lines, which other tools read), the bench's
+Postfix configuration (bench/postfix.py) and the mail benchmark's mails and log reading."""
 
+import email
+import email.policy
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from bench import postfix
 from bench.figures import (
     CpuRow, Latency, Phase, ProcStat, Sample, cpu_rows, cpu_table, descendants, kafka_line,
-    mail_line, parse_stat, peak_rss, rate, sample, schedule, total_row, tree_ticks)
+    mail_line, only, parse_stat, peak_rss, rate, rss_line, sample, schedule, spread_line,
+    total_row, tree_ticks)
+from bench.mail import compose, relayed
+from bsm_devstack.chaos import content
 
 # A real line of /proc/<pid>/stat (a Python process), fields 1-52.
 STAT = ("4242 (python3) S 4200 4242 4200 0 -1 4194560 12066 0 0 0 731 129 17 4 20 0 3 0 "
@@ -123,3 +132,70 @@ def test_the_closing_lines_read_exactly_as_documented():
     pattern = (r"kafka path: bsm \d+ msg/s, bare chain \d+ msg/s, ratio \d+\.\d{3}; "
                r"p99 at half rate \d+ ms")
     assert re.fullmatch(pattern, kafka_line(1700, 3400, 0.25))
+
+
+def test_a_path_phase_counts_only_the_named_processes_and_their_numbered_instances():
+    roots = {"kafka": 1, "kafka-2": 2, "policy": 3, "policy-2": 4, "mail sink": 5,
+             "kafkaesque": 6}
+    assert only(roots, "kafka") == {"kafka": 1, "kafka-2": 2}
+    assert only(roots, "mail sink", "policy") == {"policy": 3, "policy-2": 4, "mail sink": 5}
+
+
+def test_the_rss_line_names_the_largest_service_and_every_one_over_the_target():
+    mb = 2**20
+    peaks = {"kafka": 900 * mb, "policy": 80 * mb, "policy-2": 160 * mb, "gateway": 95 * mb}
+    line = rss_line(peaks, ("policy", "gateway"))
+    assert line.startswith("largest service RSS 160 MB (policy-2; target ≤ 150 MB")
+    assert line.endswith("over the target: policy-2)")
+    assert "every service within it" in rss_line({"gateway": 95 * mb}, ("gateway",))
+    assert rss_line({"kafka": 900 * mb}, ("policy",)) == "service RSS: not measured"
+
+
+def test_the_spread_line_lists_each_members_partitions_and_the_idle_ones():
+    assert spread_line("bsm.policy", [3, 3]) == "bsm.policy: 2 members, partitions 3 + 3"
+    assert spread_line("bsm.alias", [0, 9]) == "bsm.alias: 2 members, partitions 9 + 0 (1 idle)"
+    assert spread_line("bsm.metrics", [48]) == "bsm.metrics: 1 member, partitions 48"
+    assert spread_line("bsm.gateway", []) == "bsm.gateway: no members"
+
+
+def test_the_bench_postfix_listens_on_loopback_only_and_keeps_everything_in_its_own_folder():
+    base = Path("/srv/wt/.stack/bench/postfix")
+    files = postfix.render(base, 14527, 14526)
+    main = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in
+            files["main.cf"].splitlines() if "=" in line and not line.startswith("#"))}
+    assert main["inet_interfaces"] == "127.0.0.1"
+    assert main["mynetworks"] == "127.0.0.0/8"
+    assert main["relayhost"] == "[127.0.0.1]:14526"
+    assert main["mydestination"] == ""  # nothing is delivered locally
+    for key in ("queue_directory", "data_directory", "maillog_file"):
+        assert main[key].startswith(str(base)), key
+    assert "/etc/postfix" not in files["main.cf"]
+    listeners = [line.split()[0] for line in files["master.cf"].splitlines()
+                 if not line.startswith("#") and line.split()[1:2] == ["inet"]]
+    assert listeners == ["127.0.0.1:14527"]
+
+
+def test_a_bench_mail_is_about_one_and_a_half_kilobytes_from_the_buyer_to_the_sellers_alias():
+    pair = content.pairs("benchr1", 2)[1]
+    m = compose("benchr1", 7, pair, "s1@marketplace.example",
+                datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+    parsed = email.message_from_bytes(m.raw, policy=email.policy.default)
+    assert (m.sender, m.to) == (pair.buyer_email, "s1@marketplace.example")
+    assert parsed["From"] == pair.buyer_email  # header and envelope sender agree (DMARC)
+    assert m.sender.endswith(".example")  # the stack's dns.zone gives SPF for *.example
+    assert parsed["Message-ID"] == f"<benchr1.7@{pair.buyer_email.rpartition('@')[2]}>"
+    assert 1200 <= len(m.raw) <= 1700
+    assert "pedido" in parsed.get_content()
+
+
+def test_only_relayed_mails_count_from_the_postfix_log():
+    lines = [
+        b"Jan 02 03:04:05 postfix-bench postfix/smtp[9]: A1: to=<s@marketplace.example>, "
+        b"relay=127.0.0.1[127.0.0.1]:14526, delay=0.12, delays=0.01/0/0/0.1, dsn=2.0.0, "
+        b"status=sent (250 Message accepted for delivery)",
+        b"Jan 02 03:04:05 postfix-bench postfix/smtp[9]: A2: to=<s@marketplace.example>, "
+        b"delay=3.5, status=deferred (connect refused)",
+        b"Jan 02 03:04:05 postfix-bench postfix/qmgr[8]: A1: removed",
+        b"Jan 02 03:04:06 postfix-bench postfix/smtp[9]: A3: status=sent (250 ok)",
+    ]
+    assert relayed(lines) == [0.12, None]

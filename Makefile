@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap up down status restart demo test test-unit bench bench-policy bench-replay docs chaos
+.PHONY: help bootstrap up down status restart demo test test-unit bench bench-mail bench-policy bench-replay docs chaos
 
 help:
 	@echo "make demo       bring everything up and show a message delivered each way"
@@ -14,6 +14,7 @@ help:
 	@echo "make restart    restart the five services after a code change"
 	@echo "make test-unit  the fast tests only (no stack needed)"
 	@echo "make bench      push messages through the real stack and print throughput and latency"
+	@echo "make bench-mail  the mail path beside Postfix (installed when missing), same mails"
 	@echo "make bench-policy  the cost of one policy decision"
 	@echo "make bench-replay  the replay rate of the metrics projections (G2)"
 	@echo "make docs       regenerate the contract's JSON-schema snapshots and AsyncAPI document"
@@ -49,6 +50,11 @@ test-unit: bootstrap
 
 bench: up
 	@$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# Postfix (Debian's package, its own config under .stack/bench/postfix, loopback only) and bsm's
+# mail door, the same mails into the same sink. Size: BENCH_MAIL_ARGS="--mails N --connections C".
+bench-mail: up
+	@$(PY) bench/mail.py $(BENCH_MAIL_ARGS)
 
 bench-policy: bootstrap
 	@$(PY) bench/policy_cost.py

@@ -58,7 +58,7 @@ from bsm_shared.contract.payloads import (
 )
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime import links, verp
-from bsm_shared.runtime.consumer import Incoming, Outgoing
+from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident, is_transient
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.liveness import Liveness, dead_owner_sql, new_owner_id
@@ -200,7 +200,7 @@ class SmtpConnections:
             smtp.close()
 
 
-class Delivery:
+class Delivery(BatchHooks):
     def __init__(self, rt: ServiceRuntime, settings: DeliverySettings,
                  on_mailed: Callable[[str], None] | None = None,
                  link_issuer: links.LinkIssuer | None = None) -> None:
@@ -220,6 +220,8 @@ class Delivery:
         self.smtp = SmtpConnections(settings.relay_address)
         rt.committed_callbacks.append(self.wake.set)
         self.sent = 0
+        #: Jobs of the batch being applied: (message_id, cause event id, PolicyChecked).
+        self._new_jobs: list[tuple[str, Any, str]] = []
         self.verp_key = settings.verp_key_bytes()
         self.dkim_key = settings.dkim_key_pem()
 
@@ -446,12 +448,22 @@ class Delivery:
             now = self.rt.clock()
             return [self._outcome(BouncedEvent, Topic.BOUNCED, core.rejection(pc, now=now),
                                   incoming.event.event_id, now)]
-        await conn.execute(
-            f"INSERT INTO {self.s}.jobs (message_id, cause_event_id, policy_checked) "
-            f"VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING",
-            pc.message_id, incoming.event.event_id, pc.model_dump_json(),
-        )
+        # Written with the batch's other jobs in one statement (``end``).
+        self._new_jobs.append((pc.message_id, incoming.event.event_id, pc.model_dump_json()))
         return []
+
+    def begin(self) -> None:
+        self._new_jobs = []
+
+    async def end(self, conn: asyncpg.Connection) -> None:
+        """The batch's approved messages become jobs, in one statement."""
+        if self._new_jobs:
+            await conn.execute(
+                f"""INSERT INTO {self.s}.jobs (message_id, cause_event_id, policy_checked)
+                    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[])
+                    ON CONFLICT (message_id) DO NOTHING""",
+                *map(list, zip(*self._new_jobs, strict=True)),
+            )
 
     def _outcome(self, model, topic: Topic, data, cause, now: datetime) -> Outgoing:  # noqa: ANN001
         event = build_event(
@@ -596,12 +608,14 @@ class Delivery:
                 f"SELECT message_id FROM {self.s}.jobs WHERE message_id = ANY($1::text[]) "
                 f"AND lease_owner = $2 AND state = 'pending' FOR UPDATE",
                 [row["message_id"] for row, _ in jobs], self.liveness.owner)}
+            settled = []
             for (row, pc), (error, permanent) in zip(jobs, results, strict=True):
                 if row["message_id"] not in mine:
                     log.warning("job %s was taken over by another instance before it was "
                                 "settled here", row["message_id"])
                     continue
-                out.extend(await self._settle(conn, row, pc, error, permanent, now, domain))
+                settled.append((row, pc, error, permanent))
+            out.extend(await self._settle(conn, settled, now, domain))
             await self.rt.record(conn, out)
         self.rt.relay.wake()  # type: ignore[union-attr]
         return len(rows)
@@ -701,50 +715,63 @@ class Delivery:
             return f"smtp_error:{type(exc).__name__}", False
 
     async def _settle(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, pc: PolicyChecked,
-        error: str | None, permanent: bool, now: datetime, domain: str,
+        self, conn: asyncpg.Connection, settled: list[tuple[asyncpg.Record, PolicyChecked,
+                                                              str | None, bool]],
+        now: datetime, domain: str,
     ) -> list[Outgoing]:
-        """Record one attempt's result (decided by ``core.settle``): delivered, rescheduled,
-        or bounced; the job's lease ends."""
-        cause = row["cause_event_id"]
-        result = core.settle(pc, error=error, permanent=permanent, attempts_before=row["attempts"],
-                             max_attempts=self.settings.max_attempts,
-                             first_retry_seconds=self.settings.first_retry_seconds, now=now,
-                             domain=domain)
-        if result.delivered is not None:
-            await self._delivered(conn, pc, now, result.attempts)
-            self.sent += 1
-            return [self._outcome(DeliveredEvent, Topic.DELIVERED, result.delivered, cause, now)]
-        if result.retry_at is not None:
+        """Record each attempt's result (decided by ``core.settle``: delivered, rescheduled or
+        bounced; the job's lease ends) — the whole batch in two statements, whatever its
+        size: the mailbox entries of the delivered, and every job's new state."""
+        out: list[Outgoing] = []
+        mailbox: list[tuple] = []
+        jobs: list[tuple[str, str, int, str | None, datetime | None]] = []
+        for row, pc, error, permanent in settled:
+            cause = row["cause_event_id"]
+            result = core.settle(
+                pc, error=error, permanent=permanent, attempts_before=row["attempts"],
+                max_attempts=self.settings.max_attempts,
+                first_retry_seconds=self.settings.first_retry_seconds, now=now, domain=domain)
+            if result.delivered is not None:
+                mailbox.append((pc.message_id, pc.recipient_party_id, pc.sender_party_id,
+                                pc.conversation_id, pc.order_id, pc.sender_alias, pc.subject,
+                                pc.text, pc.html))
+                jobs.append((pc.message_id, "delivered", result.attempts, None, None))
+                out.append(self._outcome(DeliveredEvent, Topic.DELIVERED, result.delivered,
+                                         cause, now))
+            elif result.retry_at is not None:
+                jobs.append((pc.message_id, "pending", result.attempts, error, result.retry_at))
+            else:
+                assert result.bounce is not None
+                jobs.append((pc.message_id, "bounced", result.attempts, error, None))
+                out.append(self._outcome(BouncedEvent, Topic.BOUNCED, result.bounce, cause,
+                                         now))
+        if mailbox:
             await conn.execute(
-                f"UPDATE {self.s}.jobs SET attempts = $2, last_error = $3, next_attempt_at = $4, "
-                f"lease_owner = NULL, lease_until = NULL WHERE message_id = $1",
-                pc.message_id, result.attempts, error, result.retry_at,
+                f"""INSERT INTO {self.s}.mailbox (message_id, recipient_party_id,
+                        sender_party_id, conversation_id, order_id, sender_alias, subject,
+                        text_body, html_body, delivered_at)
+                    SELECT *, $10::timestamptz FROM unnest($1::text[], $2::text[], $3::text[],
+                        $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                    ON CONFLICT (message_id) DO NOTHING""",
+                *map(list, zip(*mailbox, strict=True)), now,
             )
-            return []
-        assert result.bounce is not None
-        await conn.execute(
-            f"UPDATE {self.s}.jobs SET state = 'bounced', attempts = $2, last_error = $3, "
-            f"lease_owner = NULL, lease_until = NULL WHERE message_id = $1",
-            pc.message_id, result.attempts, error,
-        )
-        return [self._outcome(BouncedEvent, Topic.BOUNCED, result.bounce, cause, now)]
-
-    async def _delivered(self, conn: asyncpg.Connection, pc: PolicyChecked, now: datetime,
-                         attempts: int) -> None:
-        await conn.execute(
-            f"""INSERT INTO {self.s}.mailbox (message_id, recipient_party_id, sender_party_id,
-                    conversation_id, order_id, sender_alias, subject, text_body, html_body,
-                    delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT (message_id) DO NOTHING""",
-            pc.message_id, pc.recipient_party_id, pc.sender_party_id, pc.conversation_id,
-            pc.order_id, pc.sender_alias, pc.subject, pc.text, pc.html, now,
-        )
-        await conn.execute(
-            f"UPDATE {self.s}.jobs SET state = 'delivered', attempts = $2, lease_owner = NULL, "
-            f"lease_until = NULL WHERE message_id = $1",
-            pc.message_id, attempts,
-        )
+        if jobs:
+            # A retry keeps its last error and moves its next attempt; a delivered or bounced
+            # job keeps its next_attempt_at (it is no longer due: its state says so).
+            await conn.execute(
+                f"""UPDATE {self.s}.jobs AS j SET state = u.state, attempts = u.attempts,
+                        last_error = CASE WHEN u.state = 'delivered' THEN j.last_error
+                                          ELSE u.error END,
+                        next_attempt_at = COALESCE(u.next_at, j.next_attempt_at),
+                        lease_owner = NULL, lease_until = NULL
+                    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[],
+                                $5::timestamptz[]) AS u(message_id, state, attempts, error,
+                                                        next_at)
+                    WHERE j.message_id = u.message_id""",
+                *map(list, zip(*jobs, strict=True)),
+            )
+        self.sent += len(mailbox)
+        return out
 
 
 _FROM_ENVIRONMENT: Any = object()
@@ -782,6 +809,7 @@ def create_runtime(
         inputs=[Topic.PARTIES, Topic.POLICY_CHECKED, Topic.BOUNCED, Topic.BOUNCE_REPORTS],
         migrations=[*migrations(settings.db_schema or PRODUCER), *keyring.migrations()],
         handlers=handlers,
+        hooks=lambda _rt: holder["d"],
         background=[worker],
         **kwargs,  # type: ignore[arg-type]
     )

@@ -144,10 +144,22 @@ Handler = Callable[[asyncpg.Connection, Incoming], Awaitable[Sequence[Outgoing]]
 
 
 class BatchHooks:
-    """Optional per-batch hooks: ``begin`` before a batch's transaction (reset buffers),
-    ``end`` inside it after the last event (write what the handlers buffered in one go)."""
+    """Optional per-batch hooks: ``begin`` before a batch's transaction (reset buffers and
+    caches), ``preload`` inside it before the first event of each topic (load what those events
+    will read, one query per table instead of one per event), ``end`` inside it after the last
+    event (write what the handlers buffered in one go).
+
+    ``preload`` runs only when the batch is applied whole: applied event by event (isolation,
+    retries), ``begin`` runs before each event and nothing is preloaded, so handlers must fall
+    back to their own queries for whatever a preload did not load. Topics are applied in the
+    order of ``handlers`` (reference data first), so a preload of the messages' topic already
+    sees the parties and orders the same batch recorded."""
 
     def begin(self) -> None:
+        return None
+
+    async def preload(self, conn: asyncpg.Connection, topic: Topic,
+                      events: Sequence[Incoming]) -> None:
         return None
 
     async def end(self, conn: asyncpg.Connection) -> None:
@@ -505,6 +517,7 @@ class EventConsumer:
         applied = duplicates = dead = 0
         dead_letters: list[tuple[str, str]] = []
         events = [item for item in ordered if not isinstance(item, tuple)]
+        preloaded: set[Topic] = set()
         self._hooks.begin()
         async with self._pool.acquire() as conn, conn.transaction():
             # The idempotency check for the whole batch in one statement: ids already in
@@ -528,6 +541,16 @@ class EventConsumer:
                 if incoming.event.event_id not in fresh:
                     duplicates += 1
                     continue
+                if not isolate and incoming.topic not in preloaded:
+                    preloaded.add(incoming.topic)
+                    try:
+                        await self._hooks.preload(conn, incoming.topic, [
+                            i for i in events if i.topic == incoming.topic
+                            and i.event.event_id in fresh])
+                    except Exception as exc:  # noqa: BLE001 - retried in isolation
+                        if is_transient(exc):
+                            raise
+                        raise _HandlerFailed from exc
                 fresh.discard(incoming.event.event_id)  # the same id twice in one batch
                 if not isolate:
                     try:

@@ -177,3 +177,32 @@ async def test_too_large_messages_from_an_outside_producer_bounce_at_the_alias_s
         assert (bounce["stage"], bounce["reason_code"], bounce["rule"]) == ("alias", code, "C3")
         assert figure in bounce["explanation"] and bounce["remedy"]
         assert bounce["sender_party_id"] == b
+
+
+async def test_a_batch_with_its_parties_new_pairs_and_a_reply_to_its_own_message_is_addressed_right(
+    kafka, prefix, settings_for
+):
+    """Set-based loading (issue 14): published before the service starts, registrations,
+    first messages of new pairs and a reply to one of them arrive in one batch; what the batch
+    preloads must not hide what the same batch wrote (the parties, the new relationship, the
+    message the reply answers)."""
+    settings = settings_for(AliasSettings, "alias")
+    b, s1, s2 = "b-" + uid(), "s-" + uid(), "s-" + uid()
+    m1, m2, m3, reply = ("m-" + uid() for _ in range(4))
+    await kafka.publish(prefix + "bsm.parties", party(b, "buyer", f"{b}@x.example", "Ana"), b)
+    for s in (s1, s2):
+        await kafka.publish(prefix + "bsm.parties", party(s, "seller", f"{s}@x.example", "S"), s)
+    # One key: one partition, so the reply comes after the message it answers.
+    for mid, seller in ((m1, s1), (m2, s1), (m3, s2)):
+        await kafka.publish(prefix + "bsm.messages.submitted", message(mid, b, seller), b)
+    await kafka.publish(prefix + "bsm.messages.submitted",
+                        message(reply, s1, b, in_reply_to=m1), b)
+    async with running(create_runtime(settings)):
+        events = await kafka.collect(
+            prefix + "bsm.messages.addressed",
+            lambda e: e["data"]["message_id"] in {m1, m2, m3, reply}, count=4)
+    by_id = {e["data"]["message_id"]: e["data"] for e in events}
+    assert by_id[reply]["conversation_id"] == by_id[m1]["conversation_id"]
+    assert by_id[reply]["relationship_id"] == by_id[m1]["relationship_id"] \
+        == by_id[m2]["relationship_id"] != by_id[m3]["relationship_id"]
+    assert by_id[reply]["recipient_alias"] == by_id[m1]["sender_alias"]

@@ -8,6 +8,8 @@ pair, one relationship, forever).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -79,14 +81,68 @@ def migrations(schema: str) -> list[str]:
     ]
 
 
+_MISSING = object()
+
+
+@dataclass
+class Loaded:
+    """What a batch's preload read (``AliasStore.preload``), one query per table: a key present
+    maps to its row or ``None`` (known absent); a key not present was not loaded and is read
+    when asked. Writes of the same batch keep it true (a relationship created, a message
+    recorded); a party write forgets the party."""
+
+    parties: dict[str, Any] = field(default_factory=dict)
+    relationships: dict[tuple[str, str], Relationship | None] = field(default_factory=dict)
+    messages: dict[str, PriorMessage | None] = field(default_factory=dict)
+
+
 class AliasStore:
     def __init__(
-        self, conn: asyncpg.Connection, schema: str, vault: PiiVault, keyring: Keyring
+        self, conn: asyncpg.Connection, schema: str, vault: PiiVault, keyring: Keyring,
+        loaded: Loaded | None = None,
     ) -> None:
         self.c = conn
         self.s = check_ident(schema)
         self.vault = vault
         self.keyring = keyring
+        self.loaded = loaded or Loaded()
+
+    def _party_sql(self, where: str) -> str:
+        # The keyring's own record of erasures is asked too: it is final the moment the
+        # erasure commits, while our ``PartyErased`` copy (and a cached key) may lag a batch.
+        return f"""SELECT p.party_id, p.role, p.display_name, p.locale,
+                          COALESCE(p.erased_at, e.erased_at) AS erased_at
+                   FROM {self.s}.parties p LEFT JOIN {self.keyring.s}.erased e USING (party_id)
+                   WHERE {where}"""
+
+    _RELATIONSHIP = "relationship_id, buyer_id, seller_id, buyer_alias, seller_alias"
+    _MESSAGE = "message_id, conversation_id, relationship_id, conversation_started_by"
+
+    async def preload(self, party_ids: list[str], replies_to: list[str]) -> None:
+        """Read, for a batch of messages, their parties, the relationships between them and
+        the messages they answer: three queries whatever the batch's size."""
+        ids = sorted(set(party_ids))
+        rows = await self.c.fetch(self._party_sql("p.party_id = ANY($1::text[])"), ids)
+        self.loaded.parties.update(dict.fromkeys(ids))
+        self.loaded.parties.update({r["party_id"]: r for r in rows})
+        roles = {r["party_id"]: r["role"] for r in rows}
+        buyers = [i for i in ids if roles.get(i) == "buyer"]
+        sellers = [i for i in ids if roles.get(i) == "seller"]
+        if buyers and sellers:
+            found = await self.c.fetch(
+                f"SELECT {self._RELATIONSHIP} FROM {self.s}.relationships "
+                f"WHERE buyer_id = ANY($1::text[]) AND seller_id = ANY($2::text[])",
+                buyers, sellers)
+            self.loaded.relationships.update(
+                {(r["buyer_id"], r["seller_id"]): Relationship(**dict(r)) for r in found})
+        if replies_to:
+            wanted = sorted(set(replies_to))
+            found = await self.c.fetch(
+                f"SELECT {self._MESSAGE} FROM {self.s}.messages "
+                f"WHERE message_id = ANY($1::text[])", wanted)
+            self.loaded.messages.update(dict.fromkeys(wanted))
+            self.loaded.messages.update({r["message_id"]: PriorMessage(**dict(r))
+                                         for r in found})
 
     async def upsert_party(
         self, *, party_id: str, role: str, display_name: str, locale: str, marketplace: str,
@@ -94,6 +150,7 @@ class AliasStore:
     ) -> bool:
         """Store (or update) a registration; ``False`` for an erased party (a replay of its
         registration must not bring its data back)."""
+        self.loaded.parties.pop(party_id, None)
         existing = await self.c.fetchrow(
             f"SELECT data_key, erased_at FROM {self.s}.parties WHERE party_id = $1", party_id
         )
@@ -121,6 +178,7 @@ class AliasStore:
     async def erase_party(self, party_id: str, at: object) -> None:
         """Forget everything personal about a party (its keyring key is already destroyed):
         the data key of its stored address, the address, its index, its sender lists."""
+        self.loaded.parties.pop(party_id, None)
         await self.c.execute(
             f"""INSERT INTO {self.s}.parties AS p (party_id, role, display_name, locale,
                     marketplace, data_key, email_enc, email_index, registered_at, erased_at)
@@ -133,15 +191,9 @@ class AliasStore:
         self.keyring.forget(party_id)
 
     async def party(self, party_id: str) -> Party | None:
-        # The keyring's own record of erasures is asked too: it is final the moment the
-        # erasure commits, while our ``PartyErased`` copy (and a cached key) may lag a batch.
-        row = await self.c.fetchrow(
-            f"""SELECT p.party_id, p.role, p.display_name, p.locale,
-                       COALESCE(p.erased_at, e.erased_at) AS erased_at
-                FROM {self.s}.parties p LEFT JOIN {self.keyring.s}.erased e USING (party_id)
-                WHERE p.party_id = $1""",
-            party_id,
-        )
+        row = self.loaded.parties.get(party_id, _MISSING)
+        if row is _MISSING:
+            row = await self.c.fetchrow(self._party_sql("p.party_id = $1"), party_id)
         if row is None:
             return None
         if row["erased_at"] is not None:
@@ -181,8 +233,16 @@ class AliasStore:
         Two instances may meet the same new pair at once: ``ON CONFLICT`` makes the second
         wait for the first's commit and then read the winner's row, so a pair never gets two
         relationships (and never a unique-violation error)."""
+        known = self.loaded.relationships.get((buyer_id, seller_id))
+        if known is not None:
+            return known
+        relationship = await self._relationship(buyer_id, seller_id, new_id)
+        self.loaded.relationships[(buyer_id, seller_id)] = relationship
+        return relationship
+
+    async def _relationship(self, buyer_id: str, seller_id: str, new_id: str) -> Relationship:
         select = (
-            f"SELECT relationship_id, buyer_id, seller_id, buyer_alias, seller_alias "
+            f"SELECT {self._RELATIONSHIP} "
             f"FROM {self.s}.relationships WHERE buyer_id = $1 AND seller_id = $2"
         )
         row = await self.c.fetchrow(select, buyer_id, seller_id)
@@ -214,6 +274,9 @@ class AliasStore:
         return Relationship(new_id, buyer_id, seller_id, buyer_alias, seller_alias)
 
     async def prior_message(self, message_id: str) -> PriorMessage | None:
+        known = self.loaded.messages.get(message_id, _MISSING)
+        if known is not _MISSING:
+            return known  # type: ignore[return-value]
         row = await self.c.fetchrow(
             f"SELECT message_id, conversation_id, relationship_id, conversation_started_by "
             f"FROM {self.s}.messages WHERE message_id = $1",
@@ -226,7 +289,7 @@ class AliasStore:
         order_id: str | None,
     ) -> bool:
         """Remember a message for threading; False if the message id was already addressed."""
-        return bool(
+        recorded = bool(
             await self.c.fetchval(
                 f"INSERT INTO {self.s}.messages (message_id, conversation_id, relationship_id, "
                 f"conversation_started_by, order_id) VALUES ($1, $2, $3, $4, $5) "
@@ -234,6 +297,11 @@ class AliasStore:
                 message_id, conversation_id, relationship_id, started_by, order_id,
             )
         )
+        if recorded and message_id in self.loaded.messages:
+            # A reply later in the same batch finds it, as it would in the table.
+            self.loaded.messages[message_id] = PriorMessage(
+                message_id, conversation_id, relationship_id, started_by)  # type: ignore[arg-type]
+        return recorded
 
     # -- the mail door ------------------------------------------------------------------------
     async def replace_senders(self, seller_id: str, state: str, addresses: list[str]) -> None:

@@ -69,7 +69,8 @@ async def test_buyer_writes_seller_answers_with_a_template_marks_and_buyer_repor
             lambda r: r.status_code == 200 and r.json()["outcome"]["status"] == "delivered",
             timeout=30)
         reported = await http.post(f"/v1/messages/{answer.json()['message_id']}/reports",
-                                   headers=buyer, json={"reason": "No es verdad"})
+                                   headers=buyer,
+                                   json={"reason": "other", "text": "No es verdad"})
         await g.eventually(
             lambda: http.get("/v1/conversations", params={"filter": "all"}, headers=seller),
             lambda r: {c["view"] for c in r.json()["conversations"]}

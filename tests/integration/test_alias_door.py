@@ -6,7 +6,6 @@ import json
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +13,7 @@ from bsm_alias.app import create_runtime
 from bsm_alias.fixed_dns import ZoneLookup
 from bsm_alias.mail import MAX_MIME_DEPTH
 from bsm_alias.settings import AliasSettings
+from bsm_shared.blobs import blob_path
 from bsm_shared.contract.limits import MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_MAIL_BYTES
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.transit import seal
@@ -285,7 +285,7 @@ async def test_every_client_shape_is_accepted_and_its_attachments_stored_by_hash
     [event] = await kafka.collect(prefix + "bsm.messages.submitted",
                                   lambda e: e["data"]["message_id"] == mid)
     for ref in event["data"]["attachments"]:
-        stored = Path(door["blobs"]) / ref["sha256"][:2] / ref["sha256"]
+        stored = blob_path(door["blobs"], ref["sha256"])
         assert stored.stat().st_size == ref["size"]
     assert door["buyer_mail"] not in json.dumps(event)
 

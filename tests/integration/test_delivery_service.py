@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bsm_delivery.app import create_runtime
 from bsm_delivery.settings import DeliverySettings
+from bsm_shared.blobs import blob_path
 from bsm_shared.contract import BounceReportReceivedEvent, PolicyCheckedEvent
 from bsm_shared.contract.payloads import BounceReportReceived
 from bsm_shared.contract.signing import Signer, load_private_key
@@ -73,8 +74,8 @@ async def test_the_mail_carries_the_attachment_from_the_blob_store(
 
     photo = b"\x89PNG\r\n\x1a\n" + b"chair" * 100
     sha = hashlib.sha256(photo).hexdigest()
-    (tmp_path / sha[:2]).mkdir()
-    (tmp_path / sha[:2] / sha).write_bytes(photo)
+    blob_path(tmp_path, sha).parent.mkdir()
+    blob_path(tmp_path, sha).write_bytes(photo)
     settings = settings_for(DeliverySettings, "delivery", blob_dir=str(tmp_path))
     seller = "s-" + uid()
     ref = AttachmentRef(sha256=sha, size=len(photo), filename="silla.png", content_type="image/png")
@@ -319,8 +320,8 @@ async def test_a_file_name_or_order_id_with_cr_lf_is_mailed_as_one_line_and_the_
 
     data = b"%PDF-1.4 invoice"
     sha = hashlib.sha256(data).hexdigest()
-    (tmp_path / sha[:2]).mkdir()
-    (tmp_path / sha[:2] / sha).write_bytes(data)
+    blob_path(tmp_path, sha).parent.mkdir()
+    blob_path(tmp_path, sha).write_bytes(data)
     settings = settings_for(DeliverySettings, "delivery", blob_dir=str(tmp_path),
                             smtp_connections=1)
     seller = "s-" + uid()

@@ -11,6 +11,7 @@ import asyncpg
 from httpx import ASGITransport, AsyncClient
 
 from bsm_gateway.app import create_app
+from bsm_shared.contract import payloads as p
 from bsm_shared.contract.events import parse_event
 from bsm_shared.runtime import links
 from bsm_shared.runtime.keyring import sealed_party
@@ -246,13 +247,21 @@ async def test_a_signed_mail_link_confirms_on_get_and_acts_on_post(
         token = links.make_token(key, links.ActionToken(
             "report", a["msg"], a["seller"], g.now() + timedelta(days=7)))
         page = await http.get(f"/v1/links/{token}")
-        done = await http.post(f"/v1/links/{token}", data={"reason": "abusive"})
+        # E4: the form's reason comes from the fixed list; `other` needs words.
+        unsaid = await http.post(f"/v1/links/{token}", data={"reason": "other"})
+        free_text = await http.post(f"/v1/links/{token}", data={"reason": "abusive"})
+        done = await http.post(f"/v1/links/{token}", data={"reason": "other",
+                                                           "text": "abusive"})
         forged = await http.get(f"/v1/links/{token[:-3]}abc")
     [report] = await kafka.collect(prefix + "bsm.messages.reported",
                                    lambda e: e["data"]["message_id"] == a["msg"])
     assert page.status_code == 200 and "<form method=post" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert done.status_code == 200 and report["data"]["reason"] == "abusive"
+    assert all(f'value={r} required' in page.text for r in p.REPORT_REASONS)
+    for refused in (unsaid, free_text):  # shown again, saying what is missing; nothing sent
+        assert refused.status_code == 422 and "role=alert" in refused.text
+    assert done.status_code == 200 and report["data"]["reason"] == "other"
+    assert report["data"]["text"] == "abusive"
     assert report["data"]["reporter_party_id"] == a["seller"]
     assert forged.status_code == 400 and forged.json()["error"] == "invalid_link"
 

@@ -11,13 +11,13 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from httpx import ASGITransport, AsyncClient
 from starlette.routing import Mount
 
+from bsm_shared.blobs import blob_path
 from bsm_shared.contract.limits import (
     MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_EVENT_BYTES, MAX_FILENAME_CHARS,
     body_bytes,
@@ -270,7 +270,7 @@ def stored_pdf(settings: Any, size: int) -> dict[str, str]:
     """A file in the gateway's blob store as an upload leaves it (sparse: the door judges the
     stored size, not the bytes), referenced as an attachment."""
     sha = hashlib.sha256(uid().encode()).hexdigest()
-    path = Path(settings.blob_dir) / sha[:2] / sha
+    path = blob_path(settings.blob_dir, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
         f.write(b"%PDF-1.7\n")

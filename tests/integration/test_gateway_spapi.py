@@ -161,7 +161,7 @@ async def test_contact_options_and_lint_answer_from_the_rulebook_without_sending
     assert by_buyer.status_code == 403
     rules = {v["rule"] for v in lint.json()["violations"]}
     assert lint.json()["ok"] is False and "C4" in rules
-    assert clean.json() == {"ok": True, "violations": []}
+    assert (clean.json()["ok"], clean.json()["violations"]) == (True, [])
     assert submitted is None, "asking never sends"
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from bsm_gateway.auth import Principal
 from bsm_gateway.readmodel import visible_sql
+from bsm_shared.blobs import blob_path
 from bsm_shared.contract import events as ev
 from bsm_shared.contract import payloads as p
 from tests import gateway_support as g
@@ -87,7 +87,7 @@ def listed(response: Any) -> dict[str, Any]:
 
 def store_blob(settings: Any, content: bytes) -> p.AttachmentRef:
     sha = hashlib.sha256(content).hexdigest()
-    path = Path(settings.blob_dir) / sha[:2] / sha
+    path = blob_path(settings.blob_dir, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return p.AttachmentRef(sha256=sha, size=len(content), filename="tarjeta.txt",

@@ -12,6 +12,7 @@ from typing import Any
 
 from bsm_policy.app import create_runtime
 from bsm_policy.settings import PolicySettings
+from bsm_shared.blobs import blob_path
 from bsm_shared.contract import MessageAddressedEvent
 from bsm_shared.contract.events import SellerMessagingRestrictionLiftedEvent
 from bsm_shared.contract.payloads import SellerMessagingRestrictionLifted
@@ -258,8 +259,8 @@ async def test_c4_an_animated_gif_attachment_is_judged_from_the_stored_file_not_
     for name, frames in (("still", 1), ("moving", 8)):
         content = _gif(frames)
         digest = hashlib.sha256(content).hexdigest()
-        (tmp_path / digest[:2]).mkdir(exist_ok=True)
-        (tmp_path / digest[:2] / digest).write_bytes(content)
+        blob_path(tmp_path, digest).parent.mkdir(exist_ok=True)
+        blob_path(tmp_path, digest).write_bytes(content)
         refs[name] = {"sha256": digest, "size": len(content), "filename": "foto.jpg",
                       "content_type": "image/gif"}
     w = World(kafka, prefix, env)

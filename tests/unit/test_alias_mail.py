@@ -129,17 +129,6 @@ def test_an_attachment_type_comes_from_its_content_not_its_name_or_declared_type
     assert pdf.filename == "factura.txt" and pdf.content_type == "application/pdf"
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"GIF89a\x01\x00\x01\x00", "image/gif"),
-    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "image/jpeg"),
-    (b"plain words", "text/plain"),
-    (b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 60, "application/x-msdownload"),
-    (b"\x00\x01\x02\xfe\xff", "application/octet-stream"),
-])
-def test_judge_type_reads_magic_bytes(content, expected):
-    assert mail.judge_type(content) == expected
-
-
 def test_reply_target_ignores_foreign_message_ids_and_falls_back_to_references():
     raw = (b"From: a@x.example\r\nTo: y@z\r\nSubject: s\r\n"
            b"In-Reply-To: <CAfoo@mail.gmail.com>\r\n"

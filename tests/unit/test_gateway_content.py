@@ -1,9 +1,9 @@
-"""Platform templates in six languages; message HTML sanitized; attachment types judged by
-content."""
+"""Platform templates in six languages; message HTML sanitized (attachment types:
+``test_attachment_types.py``)."""
 
 import pytest
 
-from bsm_gateway.app import judge_type, sanitize
+from bsm_gateway.app import sanitize
 from bsm_gateway.i18n import PLATFORM_TEMPLATES, Catalogs, language_of
 
 
@@ -31,10 +31,3 @@ def test_message_html_loses_scripts_handlers_and_remote_images():
                      '<img src="https://track.example/p.gif"><a href="https://a.example">a</a></p>')
     assert "script" not in clean and "onclick" not in clean and "<img" not in clean
     assert 'rel="noopener noreferrer"' in clean and "<p>" in clean
-
-
-def test_attachment_type_comes_from_the_bytes_not_the_name():
-    assert judge_type(b"%PDF-1.7\n...") == "application/pdf"
-    assert judge_type("plain words, ñ".encode()) == "text/plain"
-    assert judge_type(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00") == "application/x-msdownload"
-    assert judge_type(b"\xff\xfe\x00\x00\x01binary\x00") is None

@@ -1,6 +1,7 @@
 from datetime import date, timedelta
 
 from bsm_metrics import projections as p
+from bsm_shared.contract.payloads import REPORT_REASONS
 from tests.factories import T0
 from tests.metrics_support import delivered, issue_scenario, marked, reported
 
@@ -59,9 +60,24 @@ def test_reported_messages_need_no_answer_and_count_in_report_statistics():
     events += [reported("q", T0 + H, reporter=f"b-{i}") for i in range(3)]
     state = fold(events)
     stats = p.report_stats(state.reports, state.senders, since=T0, until=T0 + 2 * H)
-    assert stats.total == 3 and stats.by_reason == {"spam": 3}
+    assert stats.total == 3 and stats.by_reason == {"spam": 3, "inappropriate": 0,
+                                                 "essential_misuse": 0, "other": 0}
     assert stats.flagged_senders == [
         {"sender_party_id": "spammer", "distinct_reporters": 3, "reports": 3}]
+
+
+def test_report_statistics_count_by_the_fixed_reasons_and_old_free_text_reports_as_other():
+    """E4/F3: reasons come from one list; a `Reported` event from before the list carries the
+    reporter's free text as its reason and counts as `other`, never as a reason of its own."""
+    events = [delivered("q", conversation="c", sender_role="seller", at=T0, seller="s")]
+    events += [reported("q", T0 + H, reporter="b-1", reason="inappropriate"),
+               reported("q", T0 + H, reporter="b-2", reason="He keeps sending me offers"),
+               reported("q", T0 + H, reporter="b-3", reason="other"),
+               reported("q", T0 + H, reporter="b-4", reason="essential_misuse")]
+    state = fold(events)
+    stats = p.report_stats(state.reports, state.senders, since=T0, until=T0 + 2 * H)
+    assert stats.by_reason == {"spam": 0, "inappropriate": 1, "essential_misuse": 1, "other": 2}
+    assert set(stats.by_reason) == set(REPORT_REASONS)
 
 
 def test_a_message_and_an_order_count_on_their_utc_day_whatever_their_offset():

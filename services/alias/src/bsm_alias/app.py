@@ -18,6 +18,7 @@ import asyncpg
 from faststream import FastStream
 from uuid6 import uuid7
 
+from bsm_shared.blobs import BlobStore, LocalBlobStore
 from bsm_shared.contract import BouncedEvent, MessageAddressedEvent
 from bsm_shared.contract.payloads import (
     Bounced,
@@ -37,7 +38,6 @@ from bsm_shared.runtime.transit import is_sealed, unseal
 from bsm_shared.topics import Group, Topic
 
 from . import core
-from .blobs import BlobStore, LocalBlobStore
 from .door import DkimCheck, DnsLookup, DoorHandler, SpfCheck, dkim_checker, serve, spf_checker
 from .fixed_dns import ZoneLookup
 from .settings import AliasSettings

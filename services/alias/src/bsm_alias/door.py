@@ -51,6 +51,7 @@ import dkim.util
 import spf
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bsm_shared.blobs import BlobStore
 from bsm_shared.contract import BounceReportReceivedEvent, MessageSubmittedEvent
 from bsm_shared.contract.limits import EventTooLarge
 from bsm_shared.contract.payloads import AttachmentRef, BounceReportReceived, MessageSubmitted
@@ -61,7 +62,6 @@ from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Topic
 
 from . import core, dsn, mail
-from .blobs import BlobStore
 from .store import AliasStore
 
 log = logging.getLogger("bsm.alias.door")

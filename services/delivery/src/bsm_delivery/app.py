@@ -39,13 +39,13 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import asyncpg
 from faststream import FastStream
 
+from bsm_shared.blobs import BlobNotFound, BlobTooLarge, LocalBlobStore
 from bsm_shared.contract import BouncedEvent, DeliveredEvent
 from bsm_shared.contract.payloads import (
     AttachmentRef,
@@ -675,13 +675,12 @@ class Delivery(BatchHooks):
         """The message's attachments from the blob store, read one mail at a time (up to
         10 MB each: never a whole batch's in memory). A missing blob is left out and logged:
         the message is still in the recipient's message center."""
-        root = Path(self.settings.blob_dir)
+        store = LocalBlobStore(self.settings.blob_dir)
         files = []
         for ref in pc.attachments:
-            path = root / ref.sha256[:2] / ref.sha256
             try:
-                files.append((ref, await asyncio.to_thread(path.read_bytes)))
-            except OSError:
+                files.append((ref, await store.get(ref.sha256)))
+            except (BlobNotFound, BlobTooLarge, OSError):
                 log.warning("attachment %s of message %s is not in the blob store; mailed "
                             "without it", ref.sha256, pc.message_id)
         return files

@@ -33,13 +33,34 @@ class ApiError(Exception):
 def render(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if request.url.path.startswith(SP_PREFIX):
-        # The SP-API shape, with bsm's code (rule and reason) kept in `details`.
-        details = code + (f" (rule {extra['rule']})" if extra.get("rule") else "")
-        return JSONResponse(status_code=status, headers=headers, content={"errors": [
-            {"code": _SP_CODES.get(status, "InternalFailure"), "message": detail,
-             "details": details}]})
+        # The SP-API shape, with bsm's code (rule and reason) kept in `details`; a refusal on
+        # the rule library's word is one error per violation, each naming rule, code and span.
+        sp_code = _SP_CODES.get(status, "InternalFailure")
+        if extra.get("violations"):
+            errors = [{"code": sp_code,
+                       "message": " ".join(filter(None, [v.get("detail"), v.get("remedy")])),
+                       "details": f"{v['code']} (rule {v['rule']}) at {span_text(v.get('span'))}"}
+                      for v in extra["violations"]]
+        else:
+            errors = [{"code": sp_code, "message": detail, "details": code + (
+                f" (rule {extra['rule']})" if extra.get("rule") else "")}]
+        return JSONResponse(status_code=status, headers=headers, content={"errors": errors})
     return JSONResponse(status_code=status, headers=headers,
                         content={"error": code, "detail": detail, **extra})
+
+
+def span_text(span: dict[str, Any] | None) -> str:
+    """Where a violation is, in one phrase: ``text[12:24]``, ``attachments[0] (a.exe)``,
+    ``html <img>``, ``message``."""
+    if not span:
+        return "message"
+    where = str(span.get("field") or "message")
+    if span.get("start") is not None:
+        end = span.get("end")
+        where += f"[{span['start']}:{'' if end is None else end}]"
+    if span.get("element"):
+        where += f" ({span['element']})"
+    return where
 
 
 class RequestTooLarge(StarletteHTTPException):

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 LOCALE_DIR = Path(__file__).parent / "locale"
-LANGUAGES = ("en", "es", "fr", "it", "pt", "de")
+#: The marketplace languages (platform templates' catalogs, sellers' own templates).
+Language = Literal["en", "es", "fr", "it", "pt", "de"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
 
 
 def _(text: str) -> str:
@@ -52,15 +56,45 @@ class Rendered:
     locale: str
     subject: str
     text: str
+    requested: str = "en"
+    fell_back: bool = False
+
+
+def requested_language(locale: str) -> str:
+    """The language a locale asks for (``es-ES`` → ``es``, ``ja-JP`` → ``ja``), supported or
+    not (``en`` when the locale cannot be read)."""
+    try:
+        return Locale.parse(locale.replace("-", "_")).language
+    except (ValueError, TypeError, UnknownLocaleError):
+        return "en"
 
 
 def language_of(locale: str) -> str:
     """``es-ES`` → ``es``; unknown or unsupported → ``en``."""
-    try:
-        lang = Locale.parse(locale.replace("-", "_")).language
-    except (ValueError, UnknownLocaleError):
-        return "en"
+    lang = requested_language(locale)
     return lang if lang in LANGUAGES else "en"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which of a template's texts a buyer gets: the one in their language, else English,
+    else the template's own language — and whether that was a fallback (shown, never
+    silent)."""
+
+    language: str
+    requested: str
+    fell_back: bool
+
+
+def choose(available: Iterable[str], locale: str, own: str = "en") -> Choice:
+    """E5: the text for a buyer whose marketplace locale is ``locale``, among the languages a
+    template has (``own``: the one it was written in)."""
+    have = set(available)
+    wanted = requested_language(locale)
+    for lang in (wanted, "en", own):
+        if lang in have:
+            return Choice(lang, wanted, lang != wanted)
+    return Choice(own, wanted, own != wanted)
 
 
 class Catalogs:
@@ -86,10 +120,11 @@ class Catalogs:
         return sorted(self._t)
 
     def render(self, name: str, locale: str) -> Rendered:
-        lang = language_of(locale)
-        t = self._t.get(lang, self._t["en"])
+        choice = choose(self._t, locale)
+        t = self._t[choice.language]
         subject, text = PLATFORM_TEMPLATES[name]
-        return Rendered(name, lang, t.gettext(subject), t.gettext(text))
+        return Rendered(name, choice.language, t.gettext(subject), t.gettext(text),
+                        choice.requested, choice.fell_back)
 
     def render_all(self, locale: str) -> list[Rendered]:
         return [self.render(name, locale) for name in PLATFORM_TEMPLATES]

@@ -1,5 +1,7 @@
-"""The gateway's door to the metrics service: the dispute timeline (G1) and a seller's response
-times (F1), proxied with the caller's role checked.
+"""The gateway's door to the metrics service: the dispute timeline (G1), a seller's response
+times (F1), daily quota usage (F2) and report statistics (F3), proxied with the caller's role
+checked; and the seller's quota as a fact for the rule library (C7 in contact options and
+lint, :meth:`MetricsClient.quota_facts`).
 
 The metrics service answers services only (the service credential ``BSM_METRICS_TOKEN``,
 which this client presents as a bearer token; ``bsm_metrics.access``), so the browser never
@@ -12,7 +14,7 @@ timeout).
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -23,7 +25,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth import Principal
 from .errors import ApiError
-from .models import ResponseTimes, Timeline
+from bsm_shared.record_api import Quota, ReportStats, ResponseTimes
+
+from .models import Timeline
 
 log = logging.getLogger("bsm.gateway")
 # httpx logs every request at INFO; one line per proxied read is noise in the gateway's log.
@@ -123,6 +127,23 @@ class MetricsClient:
         return await self._get(f"/v1/sellers/{quote(seller_id, safe='')}/response-times",
                                params)
 
+    async def quota(self, seller_id: str, day: date | None) -> dict[str, Any]:
+        params = {"day": day.isoformat()} if day else {}
+        return await self._get(f"/v1/sellers/{quote(seller_id, safe='')}/quota", params)
+
+    async def report_stats(self, window: str, as_of: datetime | None) -> dict[str, Any]:
+        params = {"window": window, **({"as_of": as_of.isoformat()} if as_of else {})}
+        return await self._get("/v1/reports/stats", params)
+
+    async def quota_facts(self, seller_id: str, day: date) -> Quota | None:
+        """The seller's limit and approved count of ``day`` (F2, the one count and formula of
+        C7) for the rule library; ``None`` when the record cannot say just now (then C7 is
+        not judged at the door, and the answer says so — policy still decides)."""
+        try:
+            return Quota.model_validate(await self.quota(seller_id, day))
+        except (ApiError, ValueError):
+            return None
+
 
 def verification(entry: dict[str, Any]) -> str:
     """One word for the dispute team: ``verified`` only when a trusted key's signature still
@@ -183,5 +204,33 @@ def router(metrics: MetricsClient, caller: Any) -> APIRouter:
             raise ApiError(403, "not_allowed",
                            "Only the seller and operators see a seller's response times.")
         return await metrics.response_times(seller_id, window, as_of)
+
+    @r.get("/v1/sellers/{seller_id}/quota", response_model=Quota, responses=_ERRORS,
+           summary="A seller's daily limit and its use (F2, C7): the seller, or an operator")
+    async def quota(
+        who: Caller,
+        seller_id: Annotated[str, Path(min_length=1, max_length=128)],
+        day: Annotated[date | None, Query(description="The UTC day (default: today).")] = None,
+    ) -> Any:
+        if not ((who.role == "seller" and who.party_id == seller_id)
+                or who.role == "operator"):
+            raise ApiError(403, "not_allowed",
+                           "Only the seller and operators see a seller's daily quota.")
+        return await metrics.quota(seller_id, day)
+
+    @r.get("/v1/reports/stats", response_model=ReportStats, responses=_ERRORS,
+           summary="Reported messages by reason and sender, and abuse patterns (F3): "
+           "operators (trust & safety) and the dispute team")
+    async def report_stats(
+        who: Caller,
+        window: Annotated[Window, Query(description="`7d`, `30d` (default) or `90d`.")] = "30d",
+        as_of: Annotated[AwareDatetime | None, Query(
+            description="End of the window (default: now).")] = None,
+    ) -> Any:
+        if who.role not in ("operator", "dispute"):
+            raise ApiError(403, "role_cannot_read_reports",
+                           f"The {who.role} role cannot read report statistics; trust & "
+                           "safety operators and the dispute team can.")
+        return await metrics.report_stats(window, as_of)
 
     return r

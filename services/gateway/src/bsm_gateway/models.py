@@ -5,14 +5,18 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator,
+)
 
 from bsm_shared.contract.limits import (
     MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_BODY_BYTES, MAX_SUBJECT_CHARS, clean_header_text,
 )
-from bsm_shared.contract.payloads import ContactReason
+from bsm_shared import record_api
+from bsm_shared.contract.payloads import REPORT_REASONS, ContactReason, ReportReason
 
 from .core import readable_filename
+from .i18n import LANGUAGES, Language
 
 # Text no stage can store (U+0000, lone surrogates) never reaches these models: the door
 # refuses it first (:mod:`.door`). What they add is the shape of header-bound values.
@@ -145,8 +149,21 @@ class Conversation(ConversationSummary):
 
 
 class Report(BaseModel):
+    """A report (E4): a reason from the fixed list, so patterns can be counted (F3)."""
+
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000, description="Why (E4).")
+    reason: ReportReason = Field(description="Why: " + ", ".join(
+        f"`{r}`" for r in REPORT_REASONS) + " (`other` needs `text`).")
+    text: str | None = Field(default=None, max_length=1000,
+                             description="In your own words (required with `other`).")
+
+    @model_validator(mode="after")
+    def _other_says_what(self) -> "Report":
+        if self.text is not None:
+            self.text = self.text.strip() or None
+        if self.reason == "other" and not self.text:
+            raise ValueError("a report with reason `other` needs `text`: say what is wrong")
+        return self
 
 
 class ActionAccepted(BaseModel):
@@ -178,18 +195,54 @@ class LiftRestriction(BaseModel):
     reason: str = Field(default="", max_length=1000, description="Why it is lifted.")
 
 
+class TemplateText(BaseModel):
+    """A template's text in one language."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: Subject = Field(default="", description="Subject (one line).")
+    text: str = Field(min_length=1, max_length=20_000, description="Text.")
+
+
 class TemplateIn(BaseModel):
+    """One of your templates (E5): its text in the language it is written in (``language``),
+    and, if you like, in other marketplace languages (``translations``). A buyer gets the
+    text in their marketplace language, else English, else ``language``."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, description="Name.")
     subject: Subject = Field(default="", description="Subject (one line).")
     text: str = Field(min_length=1, max_length=20_000, description="Text.")
+    language: Language = Field(default="en", description="Language of `subject` and `text`: "
+                               + ", ".join(f"`{x}`" for x in LANGUAGES) + ".")
+    translations: dict[Language, TemplateText] = Field(
+        default_factory=dict, description="The same template in other languages, by language.")
+
+    @model_validator(mode="after")
+    def _one_text_per_language(self) -> "TemplateIn":
+        if self.language in self.translations:
+            raise ValueError(f"`translations` repeats `{self.language}`, the template's own "
+                             "language: give that text in `subject` and `text` only")
+        return self
+
+    def texts(self) -> dict[str, TemplateText]:
+        """Every language's text, the template's own included."""
+        return {self.language: TemplateText(subject=self.subject, text=self.text),
+                **self.translations}
 
 
 class Template(BaseModel):
     template_id: str = Field(description="Id (`platform:<name>` for platform templates).")
     kind: Literal["own", "platform"] = Field(description="Yours or the platform's.")
     name: str = Field(description="Name.")
-    locale: str | None = Field(default=None, description="Language a platform template is in.")
+    locale: str | None = Field(default=None, description="The language of this text.")
+    requested_language: str | None = Field(
+        default=None, description="The language asked for (the buyer's marketplace language, "
+        "with `order_id` or `locale`); null when none was asked for.")
+    fell_back: bool = Field(default=False, description="True when the template has no text "
+                            "in the requested language and this one (English, else the "
+                            "template's own language) is given instead.")
+    languages: list[str] = Field(default_factory=list,
+                                 description="Every language the template has a text in.")
     subject: str = Field(description="Subject.")
     text: str = Field(description="Text.")
 
@@ -212,53 +265,14 @@ class Me(BaseModel):
     unsolicited_opt_out: bool | None = Field(default=None, description="Buyers: opted out.")
 
 
-class TimelineEntry(BaseModel):
-    """One event of the record, as the metrics service re-checked it."""
+class VerifiedEntry(record_api.TimelineEntry):
+    """A timeline entry as the gateway shows it: the record's entry (one model,
+    :mod:`bsm_shared.record_api`) with the gateway's one-word verdict."""
 
-    position: int = Field(description="Position in the record (arrival order).")
-    event_id: str = Field(description="The event's id.")
-    type: str = Field(description="Event name.")
-    producer: str = Field(description="Who wrote it.")
-    occurred_at: str = Field(description="When it happened (RFC 3339).")
-    topic: str = Field(description="Topic it was read from.")
-    message_id: str | None = Field(default=None, description="The message it concerns.")
-    signed: bool = Field(description="Whether it carried a signature.")
-    signature_valid: bool | None = Field(
-        default=None, description="true: a trusted key's signature verifies it as archived; "
-        "false: forged or altered; null: unsigned outside event.")
-    flag: str | None = Field(default=None, description="`forged:<reason>` or `altered`.")
-    redacted: bool = Field(default=False, description="Personal data was removed.")
     verification: Literal["verified", "not_verified", "unsigned"] = Field(
         description="`verified` only if the signature verifies and nothing flags the event.")
-    event: dict[str, Any] = Field(default_factory=dict,
-                                  description="The event as received (minus personal data).")
-    erased_parties: list[str] = Field(
-        default_factory=list, description="Parties of this event whose personal data was "
-        "erased (their sealed values in it are unreadable; the signature still verifies).")
 
 
-class Timeline(BaseModel):
-    order_id: str = Field(description="The order.")
-    as_of: str | None = Field(default=None, description="Only events up to this instant.")
-    events: list[TimelineEntry] = Field(description="Every event of the order, in time order.")
-    erased_parties: list[str] = Field(
-        default_factory=list, description="Parties of the order whose personal data was erased.")
-
-
-class ResponseTimes(BaseModel):
-    """F1, from the metrics service's projection over event times."""
-
-    seller_id: str = Field(description="The seller.")
-    window: str = Field(description="`7d`, `30d` or `90d`.")
-    as_of: str = Field(description="End of the window.")
-    late_response_rate: float | None = Field(
-        default=None, description="(answered late + unanswered after 24 h) / counted.")
-    average_response_time_seconds: float | None = Field(default=None,
-                                                        description="Over answered messages.")
-    buyer_messages: int = Field(description="Buyer messages in the window.")
-    counted: int = Field(description="Answered, or unanswered for more than 24 hours.")
-    excluded: int = Field(description="Marked no-response-needed or reported.")
-    answered: int = Field(description="Answered.")
-    answered_late: int = Field(description="Answered after 24 hours.")
-    unanswered_late: int = Field(description="Unanswered after 24 hours.")
-    unanswered_within_24h: int = Field(description="Not late yet; not counted.")
+class Timeline(record_api.Timeline):
+    events: list[VerifiedEntry] = Field(  # type: ignore[assignment]
+        description="Every event of the order, in time order.")

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from bsm_policy import engine
 from bsm_shared.contract import payloads as p
 from bsm_shared.runtime.consumer import Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
@@ -73,6 +74,11 @@ def migrations(schema: str) -> list[str]:
             subject text NOT NULL DEFAULT '', text text NOT NULL,
             created_at timestamptz NOT NULL)""",
         f"CREATE INDEX IF NOT EXISTS tpl_seller ON {s}.templates (seller_id)",
+        # E5: a template's text per language ({"es": {"subject", "text"}, …}); `language` is
+        # the one `subject`/`text` are in (rows from before: English, their only text).
+        f"ALTER TABLE {s}.templates ADD COLUMN IF NOT EXISTS language text NOT NULL "
+        f"DEFAULT 'en'",
+        f"ALTER TABLE {s}.templates ADD COLUMN IF NOT EXISTS texts jsonb",
         # The facts the policy library's eligibility and lint calls need (added columns).
         f"ALTER TABLE {s}.orders ADD COLUMN IF NOT EXISTS categories text[] NOT NULL "
         f"DEFAULT '{{}}'",
@@ -243,13 +249,22 @@ class ReadModel:
                 sorted({i.category for i in d.items}), any(i.handmade for i in d.items),
                 any(i.custom for i in d.items), any(i.wine for i in d.items))
         elif isinstance(d, p.OrderStatusChanged):
+            # Folded as policy folds them (``engine.fold_status``: the latest change by its own
+            # time sets the status, the first delivery and completion start the windows), so
+            # contact options judge the same order policy judges, whatever the arrival order.
+            row = await conn.fetchrow(
+                f"""SELECT status, status_changed_at, delivered_at, completed_at
+                    FROM {s}.orders WHERE order_id = $1 FOR UPDATE""", d.order_id)
+            known = engine.OrderFacts(d.order_id, "", "", **dict(row)) if row is not None \
+                else engine.OrderFacts(d.order_id, "", "")
+            folded = engine.fold_status(known, d.status, d.changed_at)
             await conn.execute(
-                f"""INSERT INTO {s}.orders AS o (order_id, status, status_changed_at)
-                    VALUES ($1, $2, $3) ON CONFLICT (order_id) DO UPDATE SET status = $2,
-                    status_changed_at = $3,
-                    delivered_at = CASE WHEN $2 = 'delivered' THEN $3 ELSE o.delivered_at END,
-                    completed_at = CASE WHEN $2 = 'completed' THEN $3 ELSE o.completed_at END""",
-                d.order_id, d.status, d.changed_at)
+                f"""INSERT INTO {s}.orders (order_id, status, status_changed_at, delivered_at,
+                    completed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO UPDATE
+                    SET status = $2, status_changed_at = $3, delivered_at = $4,
+                    completed_at = $5""",
+                d.order_id, folded.status, folded.status_changed_at, folded.delivered_at,
+                folded.completed_at)
         return []
 
     async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:

@@ -3,7 +3,9 @@ Amazon's published model, on bsm's pipeline. An integrator changes the base URL 
 client code: the token goes in ``x-amz-access-token`` (or ``Authorization: Bearer``).
 
 Where Amazon answers an empty action list or an opaque 403, bsm names the rule and the reason
-(``errors`` beside the empty list; the error's ``details`` holds bsm's code and rule).
+(``errors`` beside the empty list; the error's ``details`` holds bsm's code and rule). A
+typed message the rules would stop is refused at the door (``403``/``400``, one error per
+violation naming its rule, code and span) instead of answering ``201`` and bouncing later.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
@@ -102,10 +104,11 @@ def router(gw: Any, caller: Any) -> APIRouter:
     async def seller_order(who: Principal, order_id: str) -> Any:
         return await gw.seller_order(who, order_id)
 
-    def available(order: Any) -> tuple[list[str], list[core.Refusal]]:
-        """The SP-API types whose contact reason the rule library allows now; otherwise the
-        reasons, each naming its rule (what Amazon leaves as an empty list)."""
-        options = policy.contact_options(order, now=gw.rt.clock(), locale="en-US")
+    async def available(who: Principal, order: Any) -> tuple[list[str], list[core.Refusal]]:
+        """The SP-API types whose contact reason the rule library allows now (on the facts
+        policy decides with, C7 included); otherwise the reasons, each naming its rule (what
+        Amazon leaves as an empty list)."""
+        options, _ = await gw.contact_options(who, order, "en-US")
         names = [t for t, reason in core.SP_TYPES.items() if reason in options.available]
         refusals = [core.Refusal(v.rule, v.code, v.detail + (f" {v.remedy}" if v.remedy else ""))
                     for v in options.blocked_by]
@@ -122,7 +125,7 @@ def router(gw: Any, caller: Any) -> APIRouter:
            responses={200: {"content": {HAL: {}}}})
     async def actions(amazonOrderId: str, who: Caller, markets: Markets = None) -> Any:
         order = await seller_order(who, amazonOrderId)
-        names, refusals = available(order)
+        names, refusals = await available(who, order)
         base = f"/messaging/v1/orders/{amazonOrderId}"
         q = qs(markets)
         body: dict[str, Any] = {
@@ -147,31 +150,7 @@ def router(gw: Any, caller: Any) -> APIRouter:
     def typed(kind: str) -> None:
         async def send(amazonOrderId: str, who: Caller,
                        body: Annotated[SpMessage, Body()], markets: Markets = None) -> Any:
-            order = await seller_order(who, amazonOrderId)
-            names, refusals = available(order)
-            if kind not in names:
-                if refusals:
-                    f = refusals[0]
-                    raise ApiError(403, f.code, f.message, rule=f.rule)
-                options = policy.contact_options(order, now=gw.rt.clock(), locale="en-US")
-                why = next((r.why_not[0] for r in options.reasons
-                            if r.reason == core.SP_TYPES[kind] and r.why_not), None)
-                raise ApiError(403, why.code if why else "reason_not_available",
-                               why.detail if why else f"{kind} is not available for this order.",
-                               rule=why.rule if why else "C1")
-            need = _REQUIRES.get(kind, "text")
-            if need == "text" and not body.text:
-                raise ApiError(400, "text_required", f"A {kind} message needs `text`.")
-            if need == "attachments" and not body.attachments:
-                raise ApiError(400, "attachments_required",
-                               f"A {kind} message needs `attachments`.")
-            limit = _TEXT_MAX.get(kind)
-            if body.text and limit and len(body.text) > limit:
-                raise ApiError(400, "text_too_long",
-                               f"A {kind} message's text has at most {limit} characters.")
-            if body.attachments and kind not in _ATTACHING:
-                raise ApiError(400, "attachments_not_accepted",
-                               f"A {kind} message takes no attachments.")
+            await seller_order(who, amazonOrderId)
             text = body.text or ""
             if kind == "warranty" and (body.coverageStartDate or body.coverageEndDate):
                 text += (f"\n\nWarranty coverage: {body.coverageStartDate or '—'} – "
@@ -187,6 +166,27 @@ def router(gw: Any, caller: Any) -> APIRouter:
             except ValidationError as exc:
                 raise ApiError(400, "invalid_request", "; ".join(
                     e["msg"] for e in exc.errors())) from None
+            # The door refuses at once what the rules would stop (an integrator has no other
+            # channel to learn why): the policy library's eligibility and lint, the one path
+            # of `POST /v1/messages:lint`; 403 when sending is not allowed now, 400 when the
+            # content must change; one error per violation (rule, code, span). Policy still
+            # decides on what is sent.
+            found, _ = await gw.violations(who, message)
+            if found:
+                raise policy.refusal(found)
+            need = _REQUIRES.get(kind, "text")
+            if need == "text" and not body.text:
+                raise ApiError(400, "text_required", f"A {kind} message needs `text`.")
+            if need == "attachments" and not body.attachments:
+                raise ApiError(400, "attachments_required",
+                               f"A {kind} message needs `attachments`.")
+            limit = _TEXT_MAX.get(kind)
+            if body.text and limit and len(body.text) > limit:
+                raise ApiError(400, "text_too_long",
+                               f"A {kind} message's text has at most {limit} characters.")
+            if body.attachments and kind not in _ATTACHING:
+                raise ApiError(400, "attachments_not_accepted",
+                               f"A {kind} message takes no attachments.")
             message_id = await gw.submit(who, message)
             # Amazon answers 201 with an empty body; bsm adds where to follow the outcome.
             return JSONResponse({"x-bsm-message-id": message_id}, status_code=201,

@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from bsm_shared.contract.payloads import REPORT_REASON_LABELS, REPORT_REASONS
+
 STATIC = Path(__file__).parent / "static"
 
 #: No inline script or style, nothing from another origin: message HTML (sanitized server
@@ -58,12 +60,21 @@ def _page(title: str, body: str) -> str:
             f"<main><h1>{escape(title)}</h1>{body}</main></body></html>")
 
 
-def link_page(action: str, token: str) -> str:
-    """The confirming page: a GET never changes anything (mail scanners open links)."""
+def link_page(action: str, token: str, *, invalid: bool = False) -> str:
+    """The confirming page: a GET never changes anything (mail scanners open links). A report
+    asks for a reason from the fixed list (E4, ``REPORT_REASONS``) and, for ``other``, words;
+    ``invalid``: the form came back without them (said above the form)."""
     title, _ = _LABELS[action]
-    reason = ("<label>Why? <textarea name=reason maxlength=1000 required></textarea></label>"
-              if action == "report" else "")
-    return _page(title, f"<form method=post action=/v1/links/{escape(token)}>{reason}"
+    fields = ""
+    if action == "report":
+        options = "".join(f"<label><input type=radio name=reason value={escape(r)} required> "
+                          f"{escape(REPORT_REASON_LABELS[r])}</label>" for r in REPORT_REASONS)
+        fields = (f"<fieldset><legend>Why?</legend>{options}</fieldset>"
+                  "<label>In your own words (needed for “something else”) "
+                  "<textarea name=text maxlength=1000></textarea></label>")
+    warning = ("<p role=alert>Choose a reason; for “something else”, say what is wrong.</p>"
+               if invalid else "")
+    return _page(title, f"{warning}<form method=post action=/v1/links/{escape(token)}>{fields}"
                         f"<button type=submit>{escape(title)}</button></form>")
 
 

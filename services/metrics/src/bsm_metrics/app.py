@@ -26,9 +26,9 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from pydantic import BaseModel, Field
 
 from bsm_shared.contract.limits import unstorable
+from bsm_shared.record_api import Quota, ReportStats, ResponseTimes, Timeline, TimelineEntry
 from bsm_shared.contract.signing import SignatureError
 from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
@@ -43,78 +43,6 @@ from .store import TABLES, PgProjections, projection_tables
 
 PRODUCER = "metrics"
 Window = Literal["7d", "30d", "90d"]
-
-
-class TimelineEntry(BaseModel):
-    position: int = Field(description="Position in the archive (arrival order).")
-    event_id: str = Field(description="The event's id.")
-    type: str = Field(description="Event name.")
-    producer: str = Field(description="Who wrote it.")
-    occurred_at: str = Field(description="When it happened (RFC 3339).")
-    topic: str = Field(description="Topic it was read from.")
-    message_id: str | None = Field(default=None, description="The message it concerns.")
-    signed: bool = Field(description="Whether it carried a signature.")
-    signature_valid: bool | None = Field(
-        description="Re-checked now against the trusted keys: true = a trusted key's signature "
-        "verifies the archived event as it is; false = forged, or the archived row was altered; "
-        "null = unsigned event of an outside producer (nothing to check)."
-    )
-    flag: str | None = Field(
-        default=None,
-        description="Why this entry must not be trusted (`forged:<reason>`, `altered`), if so.",
-    )
-    redacted: bool = Field(description="Personal data was removed before archiving.")
-    event: dict[str, Any] = Field(description="The event as received (minus personal data).")
-    erased_parties: list[str] = Field(
-        default_factory=list,
-        description="Parties of this event whose personal data was erased: their sealed values "
-        "(`pii:v1:…`) in the event can no longer be opened; the signature still verifies.",
-    )
-
-
-class Timeline(BaseModel):
-    order_id: str = Field(description="The order.")
-    as_of: str | None = Field(default=None, description="Only events up to this instant.")
-    events: list[TimelineEntry] = Field(description="Every event of the order, in time order.")
-    erased_parties: list[str] = Field(
-        default_factory=list, description="Parties of the order whose personal data was erased."
-    )
-
-
-class ResponseTimesOut(BaseModel):
-    seller_id: str
-    window: str
-    as_of: str = Field(description="End of the window (default: now).")
-    late_response_rate: float | None = Field(
-        description="(answered late + unanswered after 24 h) / counted buyer messages."
-    )
-    average_response_time_seconds: float | None = Field(description="Over answered messages.")
-    buyer_messages: int = Field(description="Buyer messages submitted in the window.")
-    counted: int = Field(description="Answered, or unanswered for more than 24 hours.")
-    excluded: int = Field(description="Marked no-response-needed or reported.")
-    answered: int
-    answered_late: int
-    unanswered_late: int
-    unanswered_within_24h: int = Field(description="Not late yet; not counted.")
-
-
-class QuotaOut(BaseModel):
-    seller_id: str
-    day: str
-    used: int = Field(description="The seller's approved messages that UTC day.")
-    limit: int = Field(description="C7: factor × average daily orders over the 30 UTC days "
-                       "before + base (5 and 600 by default; `bsm_shared.quota`).")
-
-
-class ReportStatsOut(BaseModel):
-    since: str
-    until: str
-    total: int
-    by_reason: dict[str, int]
-    by_sender: dict[str, int]
-    flagged_senders: list[dict[str, Any]] = Field(
-        description="Senders reported by at least 3 different recipients."
-    )
 
 
 class _Refusal(Exception):
@@ -346,7 +274,7 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
 
     @app.get(
         "/v1/sellers/{seller_id}/response-times",
-        response_model=ResponseTimesOut,
+        response_model=ResponseTimes,
         summary="How fast a seller answers buyers (F1), from event times",
     )
     async def response_times(
@@ -362,9 +290,9 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
             tracked = await PgProjections(conn, rt.schema).tracked(
                 seller_id, end - proj.WINDOWS[window], end)
         r = proj.response_times(tracked, seller_id=seller_id, window=window, as_of=end)
-        return ResponseTimesOut(**{**r.__dict__, "as_of": r.as_of.isoformat()})
+        return ResponseTimes(**{**r.__dict__, "as_of": r.as_of.isoformat()})
 
-    @app.get("/v1/sellers/{seller_id}/quota", response_model=QuotaOut,
+    @app.get("/v1/sellers/{seller_id}/quota", response_model=Quota,
              summary="A seller's daily message quota and its use (F2, C7)")
     async def quota(
         seller_id: str,
@@ -375,9 +303,9 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         async with rt.pool.acquire() as conn:
             used, limit = await PgProjections(conn, rt.schema).quota(
                 seller_id, d, factor=settings.daily_limit_factor, base=settings.daily_limit_base)
-        return QuotaOut(seller_id=seller_id, day=d.isoformat(), used=used, limit=limit)
+        return Quota(seller_id=seller_id, day=d.isoformat(), used=used, limit=limit)
 
-    @app.get("/v1/reports/stats", response_model=ReportStatsOut,
+    @app.get("/v1/reports/stats", response_model=ReportStats,
              summary="Reported messages by reason and sender, and abuse patterns (F3)")
     async def report_stats(
         window: Window = Query(default="30d"),
@@ -389,7 +317,7 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
         async with rt.pool.acquire() as conn:
             reports, senders = await PgProjections(conn, rt.schema).reports(since, end)
         s = proj.report_stats(reports, senders, since=since, until=end)
-        return ReportStatsOut(since=s.since.isoformat(), until=s.until.isoformat(),
+        return ReportStats(since=s.since.isoformat(), until=s.until.isoformat(),
                               total=s.total, by_reason=s.by_reason, by_sender=s.by_sender,
                               flagged_senders=s.flagged_senders)
 

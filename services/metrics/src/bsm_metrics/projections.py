@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from bsm_shared.contract.payloads import REPORT_REASONS, report_reason
 from bsm_shared.quota import quota_day
 
 LATE_AFTER = timedelta(hours=24)
@@ -260,13 +261,15 @@ def report_stats(
     min_reporters: int = 3,
 ) -> ReportStats:
     """F3: reports by reason and by sender, and the senders reported by many different
-    recipients (a pattern of abuse trust & safety should look at)."""
+    recipients (a pattern of abuse trust & safety should look at). Counted by the fixed list
+    of reasons (every one present, zero or not); a report from before the list carries free
+    text and counts as ``other`` (:func:`~bsm_shared.contract.payloads.report_reason`)."""
     chosen = [r for r in reports if since < r.reported_at <= until]
-    by_reason: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, int] = dict.fromkeys(REPORT_REASONS, 0)
     by_sender: dict[str, int] = defaultdict(int)
     reporters: dict[str, set[str]] = defaultdict(set)
     for r in chosen:
-        by_reason[r.reason] += 1
+        by_reason[report_reason(r.reason)] += 1
         sender = senders[r.message_id].sender_id if r.message_id in senders else "unknown"
         by_sender[sender] += 1
         reporters[sender].add(r.reporter_id)
@@ -275,4 +278,4 @@ def report_stats(
         for s, who in sorted(reporters.items(), key=lambda kv: -len(kv[1]))
         if len(who) >= min_reporters and s != "unknown"
     ]
-    return ReportStats(since, until, len(chosen), dict(by_reason), dict(by_sender), flagged)
+    return ReportStats(since, until, len(chosen), by_reason, dict(by_sender), flagged)

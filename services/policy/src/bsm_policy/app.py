@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -37,7 +36,9 @@ from bsm_shared.contract.payloads import (
     SellerMessagingRestrictionLifted,
     SellerSettingsChanged,
 )
+from bsm_shared import attachments as file_types
 from bsm_shared import quota
+from bsm_shared.blobs import BlobNotFound, BlobTooLarge, LocalBlobStore
 from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
@@ -135,6 +136,8 @@ class PolicyHandlers:
         self.settings = settings
         self.s = check_ident(rt.schema)
         self.keyring = keyring
+        #: Where attachments can be read (None: not from this instance).
+        self.blobs = LocalBlobStore(settings.blob_dir) if settings.blob_dir else None
 
     # -- bsm.parties -------------------------------------------------------------------------
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
@@ -286,21 +289,26 @@ class PolicyHandlers:
             known_buyer=bool(known), mail_domain=self.settings.mail_domain,
         )
 
-    def _gif_frames(self, msg: MessageAddressed) -> dict[str, int]:
-        """Frame counts of GIF attachments, read from the blob store where this instance can
-        see it (the attachment reference alone cannot tell an animated GIF)."""
-        out: dict[str, int] = {}
-        base = self.settings.blob_dir
-        if not base:
-            return out
+    async def _files(self, msg: MessageAddressed) -> tuple[dict[str, str], dict[str, int]]:
+        """What the attachments are, read from the blob store where this instance can see it:
+        per sha256 the type judged from the content (B4's list, ``bsm_shared.attachments``,
+        as the doors judge it: a reference's declared type is not taken on trust) and, for a
+        GIF, its frame count (the reference alone cannot tell an animated GIF, C4)."""
+        types: dict[str, str] = {}
+        frames: dict[str, int] = {}
+        if self.blobs is None:
+            return types, frames
         for att in msg.attachments:
-            if not att.content_type.lower().startswith("image/gif"):
-                continue
-            for path in (Path(base) / att.sha256, Path(base) / att.sha256[:2] / att.sha256):
-                if path.is_file():
-                    out[att.sha256] = content.gif_frame_count(path.read_bytes())
-                    break
-        return out
+            try:
+                found = await self.blobs.head(att.sha256, file_types.HEAD_BYTES)
+                types[att.sha256] = file_types.content_type(
+                    file_types.judge(found.head, att.filename))
+                if types[att.sha256] == "image/gif":
+                    frames[att.sha256] = content.gif_frame_count(
+                        await self.blobs.get(att.sha256))
+            except (BlobNotFound, BlobTooLarge, OSError):
+                continue  # not readable here: the declared type is judged
+        return types, frames
 
     async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         msg: MessageAddressed = incoming.event.data  # type: ignore[assignment]
@@ -311,7 +319,9 @@ class PolicyHandlers:
         name = await self.keyring.open(conn, msg.sender_display_name, "display_name",
                                        party_id=msg.sender_party_id) or ""
         try:
-            decision = engine.decide(msg, ctx, gif_frames=self._gif_frames(msg), sender_name=name)
+            types, frames = await self._files(msg)
+            decision = engine.decide(msg, ctx, gif_frames=frames, content_types=types,
+                                     sender_name=name)
         except engine.WaitForOrder:
             raise Defer(f"order:{msg.order_id}", wait) from None
         out: list[Outgoing] = []

@@ -19,7 +19,7 @@ import bisect
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 import html as html_lib
 
@@ -28,6 +28,7 @@ import emoji
 import nh3
 import phonenumbers
 
+from bsm_shared import attachments as file_types
 from bsm_shared.text import AT_WORDS, normalize
 
 # ---------------------------------------------------------------------------------------------
@@ -88,11 +89,9 @@ URL_ATTRIBUTES: dict[tuple[str, str], frozenset[str]] = {
     ("img", "src"): IMAGE_SCHEMES,
     ("blockquote", "cite"): LINK_SCHEMES,
 }
-#: Raster image types an inline ``data:`` image may have (an SVG image is a document that can
-#: carry script and links).
-INLINE_IMAGE_TYPES: frozenset[str] = frozenset({
-    "image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp",
-})
+#: Raster image types an inline ``data:`` image may have: the images of B4's list, as for an
+#: attached or ``cid:`` image (an SVG image is a document that can carry script and links).
+INLINE_IMAGE_TYPES: frozenset[str] = file_types.IMAGE_MIME_TYPES
 #: Elements whose mere presence rejects the message (active content or forms: removing them
 #: silently would change what the sender meant to send).
 FORBIDDEN_ELEMENTS: frozenset[str] = frozenset({
@@ -561,7 +560,10 @@ def _emoji_findings(text: str, fld: str) -> list[Finding]:
 
 
 def _words(*alternatives: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.I | re.U)
+    """Whole words or phrases, written in lower case and matched against :func:`lowered` text
+    (same offsets): a case-insensitive expression costs the regex engine two and a half times
+    as much per character."""
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.U)
 
 
 PHRASES: dict[str, re.Pattern[str]] = {
@@ -570,6 +572,13 @@ PHRASES: dict[str, re.Pattern[str]] = {
         r"c[oó]digo (?:de )?(?:descuento|promocional|desconto)", r"code promo", r"bon de r[ée]duction",
         r"code de r[ée]duction", r"buono sconto", r"codice (?:sconto|promozionale)", r"cupom",
         r"cupões", r"vale[- ]desconto", r"gutschein(?:code)?", r"rabattcode",
+        # "use code SAVE20": a code to type in is a coupon, whatever it is called.
+        r"(?:use|using|enter|with) (?:the |our |this |my )?code",
+        r"(?:usa|use|utiliza|utilice|introduce|introduzca|con) (?:el |nuestro |este )?c[oó]digo",
+        r"(?:utilisez|utilise|entrez|saisissez|avec) (?:le |notre |ce )?code",
+        r"(?:usa|usi|inserisci|inserisca|con) (?:il |questo |il nostro )?codice",
+        r"(?:use|usa|utilize|insira|com) (?:o |este |o nosso )?c[oó]digo",
+        r"(?:mit dem|mit unserem|den) code",
     ),
     "marketing": _words(
         r"\d+ ?% (?:off|de descuento|de r[ée]duction|di sconto|de desconto|rabatt)",
@@ -578,6 +587,14 @@ PHRASES: dict[str, re.Pattern[str]] = {
         r"promotions?", r"offerta speciale", r"saldi", r"promozion[ei]", r"oferta especial",
         r"promoç(?:ão|ões)", r"liquidação", r"sonderangebot", r"angebot des tages",
         r"ausverkauf", r"aktionspreis",
+        # A discount on a purchase still to come is a promotion, in a reply as much as anywhere.
+        r"(?:discount|saving)s? of \d+ ?%", r"save \d+ ?%", r"next purchases?",
+        r"descuento del? \d+ ?%",
+        r"(?:r[ée]duction|remise) de \d+ ?%", r"prochains? achats?",
+        r"sconto del(?:l'| )?\d+ ?%", r"prossim[oi] acquist[oi]",
+        r"desconto de \d+ ?%", r"pr[oó]ximas? compras?",
+        r"rabatt von \d+ ?%", r"\d+ ?% auf (?:ihre|deine|den|die|alle)",
+        r"n[äa]chste[nr]? eink[äa]uf(?:e|en)?",
     ),
     "cross_selling": _words(
         r"(?:check out|visit|browse|discover) our (?:other )?(?:products|store|shop|range|collection)",
@@ -643,12 +660,164 @@ _FILLER = _words(
 )
 
 
+# An incentive for a review (C3), whatever words it uses: something of value and a request for
+# a review, rating or feedback in one sentence, in either order. The phrases above catch the
+# set expressions ("in exchange for a review"); these two lists catch the rest.
+
+#: Something of value a seller offers: a discount, refund, gift, coupon, money.
+INCENTIVE = _words(
+    r"discount(?:s|ed)?", r"refund(?:s|ed)?", r"reimburse(?:ment|d)?", r"rebates?",
+    r"gift(?: ?cards?| ?certificates?|s)?", r"coupons?", r"vouchers?", r"cash ?back",
+    r"money(?: back)?", r"free (?:gift|product|item|sample|unit|shipping|of charge)s?",
+    r"for free", r"store credit", r"\d+ ?% off", r"save \d+",
+    r"descuentos?", r"reembols(?:o|os|ar|amos|aremos)", r"regal(?:o|os|amos|aremos)",
+    r"cup[oó]n(?:es)?", r"vales? (?:de )?(?:descuento|regalo|compra)", r"gratis",
+    r"gratuit[oa]s?", r"dinero", r"tarjeta regalo", r"cheque regalo",
+    r"r[ée]ductions?", r"(?:une|la|d'une) remise", r"remises? de \d+",
+    r"rembours(?:ement|er|ons|erons|é|ée)", r"cadeaux?", r"bons? d'achat", r"gratuit(?:e|s|es)?",
+    r"gratuitement", r"argent", r"carte[- ]cadeau", r"(?:nous )?vous offr(?:ons|irons)",
+    r"scont[oi]", r"rimbors(?:o|i|are|iamo|eremo)", r"regal(?:o|i|iamo)", r"omaggio",
+    r"buon[oi] (?:sconto|regalo|acquisto)", r"gratuit[oi]", r"denaro", r"soldi",
+    r"carta regalo",
+    r"descontos?", r"brindes?", r"um presente", r"cupom",
+    r"cupons", r"cupão", r"cupões", r"vale[- ](?:desconto|presente|compras)", r"gr[aá]tis",
+    r"dinheiro", r"cart[aã]o[- ](?:presente|oferta)", r"oferec(?:emos|eremos)",
+    r"rabatt(?:e|code)?", r"(?:preis)?nachlass", r"r[üu]ckerstattung", r"erstatt(?:en|ung|et)",
+    r"geschenk(?:e|gutschein)?", r"schenk(?:en|t|e)", r"gutschein(?:e|code)?", r"kostenlos(?:e|en)?", r"geld",
+    # money, however it is written: 10 €, €10, $5, 5 euros, 20 EUR
+    r"\d+(?:[.,]\d+)? ?(?:€|\$|£|eur(?:o|os)?|usd|dollars?|pounds?)", r"[€$£] ?\d+",
+)
+#: A request for a review, rating or feedback: a request verb near the word (either order where
+#: the language puts the verb last), a star rating, "your review", rating the shop or product.
+_OBJECT = (r"(?:us|the product|this product|the item|this item|your purchase|your experience"
+           r"|our (?:shop|store|service))")
+REVIEW_REQUEST = _words(
+    r"(?:leave|write|post|give|submit|share|add)(?: us| me)?(?: \S+){0,3}? "
+    r"(?:reviews?|ratings?|feedback|testimonials?)",
+    r"(?:your|an?) (?:(?:honest|quick|short|product|positive|good|great|\d-star|five-star) )?"
+    r"reviews?(?! of (?:your|the) (?:case|claim|request|photos?|return))",
+    r"rate " + _OBJECT, r"rating (?:of|for) " + _OBJECT,
+    r"(?:\d|five|cinco|cinq|cinque|fünf) ?-?(?:stars?|estrellas?|[ée]toiles?|stelle|estrelas?"
+    r"|sternen?)",
+    r"(?:deja|dejar|d[ée]janos|d[ée]jenos|escribe|escriba|escribir|publica|publique|da|d[ée]|"
+    r"danos|d[ée]nos|comparte|comparta)(?: \S+){0,3}? "
+    r"(?:rese[ñn]as?|opini[oó]n|valoraci[oó]n|calificaci[oó]n|comentarios?|puntuaci[oó]n)",
+    r"(?:tu|su|una) (?:(?:sincera|buena|breve) )?(?:rese[ñn]a|valoraci[oó]n|calificaci[oó]n)",
+    r"(?:valor|calific|punt[uú])(?:a|e|as|es|ar)(?:nos)? (?:el|nuestro|su|tu|la|nuestra) "
+    r"(?:producto|art[ií]culo|compra|pedido|tienda|servicio)",
+    r"val[oó]ranos",
+    r"(?:laissez|laisse|laisser|[ée]crivez|[ée]crire|donnez|donner|publiez|partagez)"
+    r"(?:[- ]nous)?(?: \S+){0,3}? (?:avis|commentaires?|[ée]valuations?|notes?)",
+    r"(?:votre|un) avis(?! de (?:passage|livraison|r[ée]ception|d[ée]p[ôo]t|exp[ée]dition))",
+    r"(?:notez|[ée]valuez|notez-nous|[ée]valuez-nous) (?:le produit|l'article|notre boutique|"
+    r"votre achat|nous)",
+    r"(?:lasci|lasciare|lasciaci|ci lasci|scrivi|scriva|scrivere|dia|dai|dare|pubblica|"
+    r"pubblichi|condividi|condivida)(?: \S+){0,3}? "
+    r"(?:recension[ei]|valutazion[ei]|feedback|giudizi?o|opinion[ei])",
+    r"(?:la sua|la tua|una) (?:(?:sincera|breve|buona) )?(?:recensione|valutazione)",
+    r"(?:valut|recens)(?:a|i|are)(?:ci)? (?:il prodotto|l'articolo|il nostro negozio|"
+    r"il suo acquisto|il tuo acquisto)",
+    r"(?:deixe|deixa|deixar|deixe-nos|escreva|escrever|d[êe]|dar|publique|partilhe|compartilhe)"
+    r"(?: \S+){0,3}? (?:avalia[çc](?:ão|ões)|opini(?:ão|ões)|coment[áa]rios?|"
+    r"classifica[çc](?:ão|ões)|reviews?)",
+    r"(?:a sua|sua|uma) (?:(?:sincera|breve|boa) )?(?:avalia[çc]ão|classifica[çc]ão)",
+    r"avali(?:e|a|ar)(?:-nos)? (?:o produto|o artigo|a (?:nossa )?loja|a sua compra|a compra)",
+    r"(?:eine|ihre|deine|einer|ihrer|kurze|ehrliche|gute|positive)n? "
+    r"(?:bewertung|rezension|produktbewertung|erfahrungsbericht)",
+    r"(?:bewertung|rezension|feedback) (?:\S+ ){0,2}?(?:hinterlassen|schreiben|abgeben|geben)",
+    r"(?:bewerten sie|bewerte|bewerten) (?:uns|das produkt|den artikel|ihren kauf|unseren shop)",
+    r"(?:uns|das produkt|den artikel|ihren kauf|unseren shop) (?:zu )?bewerten",
+)
+#: Hints (lower-case substrings) of the two lists: each match of a list contains one of its own.
+INCENTIVE_HINTS = (
+    "discount", "refund", "reimburs", "rebate", "gift", "coupon", "voucher", "cash", "money",
+    "free", "credit", "%", "save", "descuento", "reembols", "regal", "cupón", "cupon", "vale ",
+    "vales", "vale-", "gratis", "gratuit", "dinero", "tarjeta", "cheque", "réduction", "reduction",
+    "remise", "rembours", "cadeau", "bon", "argent", "carte", "scont", "rimbors", "omaggio", "buon",
+    "denaro", "soldi", "carta", "desconto", "brinde", "presente", "cupom", "cupõ", "cupão",
+    "grátis", "dinheiro", "cartão", "cartao", "rabatt", "nachlass", "rückerstatt", "ruckerstatt",
+    "erstatt", "geschenk", "gutschein", "kostenlos", "geld", "€", "$", "£", "eur", "usd", "dollar",
+    "pound", "offr", "oferec", "schenk",
+)
+REVIEW_HINTS = (
+    "review", "rating", "rate ", "feedback", "testimonial", "star", "estrell", "étoile",
+    "etoile", "stelle", "estrela", "stern", "reseña", "resena", "opini", "valor", "való",
+    "calific", "puntu", "puntú", "avis", "commentaire", "évalu", "evalu", "note", "recens",
+    "valut", "giudizi", "avali", "coment", "classifica", "bewert", "rezension",
+    "erfahrungsbericht",
+)
+#: Where a sentence may end (:func:`_sentence` keeps ".", "!" and "?" before a space, not an
+#: ellipsis, and line breaks). A bare character class: the regex engine skips to it fast.
+_SENTENCE_MARK = re.compile(r"[.!?\r\n]")
+#: How far around a review request an incentive is looked for (within its sentence).
+_SENTENCE_REACH = 160
+#: How far before and after its hint a match of either list may reach (the longest phrase,
+#: with room for the words a request may put between its verb and the word "review", and for
+#: what a request must not be followed by: "a review of your case").
+_BEFORE, _AFTER = 56, 40
+
+
+def _ends_sentence(low: str, i: int) -> bool:
+    c = low[i]
+    if c in "\r\n":
+        return True
+    after = low[i + 1:i + 2]
+    return (after == "" or after.isspace()) and not (c == "." and low[i - 1:i] == ".")
+
+
+def _sentence(low: str, a: int, b: int) -> tuple[int, int]:
+    """The sentence around ``low[a:b]``, at most :data:`_SENTENCE_REACH` either side."""
+    lo, hi = max(0, a - _SENTENCE_REACH), min(len(low), b + _SENTENCE_REACH)
+    for m in _SENTENCE_MARK.finditer(low, lo, a):
+        if _ends_sentence(low, m.start()):
+            lo = m.end()
+    for m in _SENTENCE_MARK.finditer(low, b, hi):
+        if _ends_sentence(low, m.start()):
+            return lo, m.start()
+    return lo, hi
+
+
+def incentive_findings(low: str, fld: str, hints: Hints) -> list[Finding]:
+    """``review_incentive``: an incentive and a review request in one sentence, in either
+    order; the finding spans both. ``low``: the :func:`lowered` text; ``hints``: its
+    :func:`scan_hints`. The expressions run only where a sentence holds a hint of each kind,
+    and only near those hints (every match of either list contains a hint of its own)."""
+    out: list[Finding] = []
+    offers = sorted(hints.get("_incentive", ()))
+    offer_starts = [a for a, _ in offers]
+    done_to = -1
+    for a, b in sorted(hints.get("_review", ())):
+        if a < done_to:
+            continue
+        # The hint's sentence (at most _SENTENCE_REACH either side) must hold an offer's hint.
+        lo, hi = _sentence(low, a, b)
+        near = offers[bisect.bisect_left(offer_starts, lo):bisect.bisect_left(offer_starts, hi)]
+        if not near:
+            continue
+        for m in REVIEW_REQUEST.finditer(low, max(lo, a - _BEFORE), min(hi, b + _AFTER)):
+            if not (m.start() <= a and b <= m.end()):
+                continue
+            offer = next((o for x, y in near
+                          if (o := INCENTIVE.search(low, max(lo, x - _BEFORE),
+                                                    min(hi, y + _AFTER)))), None)
+            if offer is None:
+                break
+            start, end = min(m.start(), offer.start()), max(m.end(), offer.end())
+            out.append(Finding("review_incentive", fld, start, end))
+            done_to = end
+            break
+    return out
+
+
 #: Cheap hints (lower-case substrings): a category's expression runs only if one is present.
 PHRASE_HINTS: dict[str, tuple[str, ...]] = {
-    "coupon": ("coupon", "voucher", "promo", "code", "cup", "código", "bon de", "buono",
-               "codice", "vale", "gutschein", "rabatt"),
+    "coupon": ("coupon", "voucher", "promo", "code", "cupon", "cupón", "cupom", "cupõ",
+               "código", "codigo", "bon de", "buono", "codice", "vale-", "vale ", "gutschein",
+               "rabatt"),
     "marketing": ("%", "offer", "black friday", "sale", "oferta", "rebajas", "promo", "offre",
-                  "soldes", "offerta", "saldi", "liquida", "angebot", "ausverkauf", "aktion"),
+                  "soldes", "offerta", "saldi", "liquida", "angebot", "ausverkauf", "aktion",
+                  "next purchase", "próxim", "proxim", "prochain", "prossim",
+                  "nächste", "nachste"),
     "cross_selling": (" our ", "other products", "you may", "you might", "newsletter", "follow",
                       "otros productos", "tienda", "sígu", "sigu", "también te", "nos autres",
                       "boutique", "suivez", "altri prodotti", "negozio", "seguici",
@@ -676,6 +845,10 @@ def _hint_automaton() -> ahocorasick.Automaton:
         by_hint.setdefault(h, set()).add("_at")
     for h in OPT_OUT_HINTS:
         by_hint.setdefault(h, set()).add("_opt_out")
+    for h in INCENTIVE_HINTS:
+        by_hint.setdefault(h, set()).add("_incentive")
+    for h in REVIEW_HINTS:
+        by_hint.setdefault(h, set()).add("_review")
     automaton = ahocorasick.Automaton()
     for h, codes in by_hint.items():
         automaton.add_word(h, (len(h), frozenset(codes)))
@@ -708,10 +881,19 @@ def scan_hints(low: str) -> Hints:
     return found
 
 
-def phrase_findings(text: str, fld: str, hints: Hints | None = None) -> list[Finding]:
+#: What only a proactive message may not say: a reply may answer "where is my order?".
+PROACTIVE_ONLY: frozenset[str] = frozenset({"order_confirmation"})
+
+
+def phrase_findings(text: str, fld: str, hints: Hints | None = None, *,
+                    proactive: bool = True) -> list[Finding]:
+    """C3's phrases in one piece of a seller's message: marketing, coupons, cross-selling,
+    review pressure and incentives in every message (``proactive`` or a reply), order and
+    shipping confirmations (:data:`PROACTIVE_ONLY`) in proactive ones."""
     out: list[Finding] = []
+    low = lowered(text)
     if hints is None:
-        hints = scan_hints(lowered(text))
+        hints = scan_hints(low)
     # The category's expression runs only in windows around its hints (every phrase it knows
     # contains one, and none is longer than the margin), not over the whole text.
     windows: dict[str, list[tuple[int, int]]] = {
@@ -720,7 +902,7 @@ def phrase_findings(text: str, fld: str, hints: Hints | None = None) -> list[Fin
     }
     for code, pattern in PHRASES.items():
         spans = windows.get(code)
-        if not spans:
+        if not spans or (code in PROACTIVE_ONLY and not proactive):
             continue
         merged: list[tuple[int, int]] = []
         for lo, hi in sorted(spans):
@@ -729,8 +911,14 @@ def phrase_findings(text: str, fld: str, hints: Hints | None = None) -> list[Fin
             else:
                 merged.append((lo, hi))
         for lo, hi in merged:
-            for m in pattern.finditer(text, lo, hi):
-                out.append(Finding(code, fld, m.start(), m.end(), params={"phrase": m.group(0)}))
+            for m in pattern.finditer(low, lo, hi):
+                out.append(Finding(code, fld, m.start(), m.end(),
+                                   params={"phrase": text[m.start():m.end()]}))
+    if "_incentive" in hints and "_review" in hints:
+        named = [(f.start or 0, f.end or 0) for f in out if f.code == "review_incentive"]
+        out += [replace(f, params={"phrase": text[f.start:f.end]})
+                for f in incentive_findings(low, fld, hints)
+                if not any(a < (f.end or 0) and (f.start or 0) < b for a, b in named)]
     return out
 
 
@@ -740,11 +928,12 @@ _MARGIN = 120
 def is_thank_you_only(text: str, sender_name: str = "") -> bool:
     """A message whose only content is thanks (greetings, sign-off and the sender's name
     aside)."""
-    if len(text) > 400 or not _THANKS.search(text):
+    low = lowered(text)
+    if len(text) > 400 or not _THANKS.search(low):
         return False
-    rest = _THANKS.sub(" ", text)
+    rest = _THANKS.sub(" ", low)
     rest = _FILLER.sub(" ", rest)
-    for part in sender_name.split():
+    for part in lowered(sender_name).split():
         rest = rest.replace(part, " ")
     words = re.findall(r"[^\W\d_]{2,}", rest, re.U)
     return len(words) <= 2

@@ -26,7 +26,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from bsm_shared.contract.limits import MAX_SANITIZED_BODY_BYTES, body_bytes
+from bsm_shared import attachments as file_types
+from bsm_shared.contract.limits import (
+    MAX_ATTACHMENT_BYTES, MAX_SANITIZED_BODY_BYTES, body_bytes,
+)
 from bsm_shared.contract.payloads import AttachmentRef, MessageAddressed, Span, Violation
 
 from . import content
@@ -123,14 +126,6 @@ RULES: dict[str, str] = {
 #: circumstances they could not see (an opt-out, the daily limit, a late order).
 SANCTIONED_RULES: frozenset[str] = frozenset({"C2", "C3", "C4", "C5", "C9"})
 
-#: Attachment content types (judged from the content by the door, B4) and their kind.
-ATTACHMENT_KINDS: dict[str, str] = {
-    "text/plain": "document", "application/pdf": "document", "application/msword": "document",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
-    "image/jpeg": "image", "image/gif": "image", "image/tiff": "image", "image/bmp": "image",
-    "image/png": "image",
-}
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # B4: the official help page's figure
 _LIMIT_FREE_REASONS = frozenset({"unexpected_problem", "schedule_delivery"})
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +223,9 @@ class Draft:
     sender_locale: str = "en-US"
     #: Per attachment sha256: how many frames the file has, where the adapter could read it.
     gif_frames: dict[str, int] = field(default_factory=dict)
+    #: Per attachment sha256: the type judged from the file (``bsm_shared.attachments``),
+    #: where the adapter could read it; it overrides the type the reference declares.
+    content_types: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, msg: MessageAddressed, **over: Any) -> "Draft":
@@ -415,12 +413,14 @@ def _attachment_rules(draft: Draft, rule: ReasonRule | None, seller_rules: bool)
     total = 0
     for i, att in enumerate(draft.attachments):
         total += att.size
-        ctype = att.content_type.split(";")[0].strip().lower()
-        kind = ATTACHMENT_KINDS.get(ctype)
+        declared = draft.content_types.get(att.sha256) or att.content_type
+        ctype = declared.split(";")[0].strip().lower()
+        kind = file_types.kind_of(ctype)
         el = att.filename
         if kind is None:
             out.append(_Found("attachment_type_not_allowed", _span("attachments", i, i + 1, el),
-                              {"filename": att.filename, "content_type": ctype}))
+                              {"filename": att.filename, "content_type": ctype,
+                               "accepted": file_types.ACCEPTED}))
             continue
         animated = draft.gif_frames.get(att.sha256, 0) > 1 or "animated" in att.content_type
         if ctype == "image/gif" and animated and seller_rules:
@@ -432,7 +432,8 @@ def _attachment_rules(draft: Draft, rule: ReasonRule | None, seller_rules: bool)
                                "kinds": ", ".join(sorted(rule.attachment_kinds)) or "-"}))
     if total > MAX_ATTACHMENT_BYTES:
         out.append(_Found("attachments_too_large", _span("attachments"),
-                          {"size_mb": f"{total / 1048576:.1f}", "limit_mb": 10}))
+                          {"size_mb": f"{total / 1048576:.1f}",
+                           "limit_mb": MAX_ATTACHMENT_BYTES // 1048576}))
     if rule is not None and seller_rules:
         n = len(draft.attachments)
         if n < rule.attachments_min:
@@ -468,8 +469,9 @@ def _content_rules(draft: Draft, ctx: Context, rule: ReasonRule | None,
         findings = content.text_findings(text, fld, region=region, mail_domain=ctx.mail_domain,
                                          links_allowed=links_allowed, html=fld == "html",
                                          ignore=(draft.order_id or "",), hints=hints)
-        if is_proactive(draft):
-            findings += content.phrase_findings(text, fld, hints)
+        # C3's content rules hold in replies too (marketing, coupons, cross-selling, review
+        # pressure and incentives); only confirmations are for proactive messages alone.
+        findings += content.phrase_findings(text, fld, hints, proactive=is_proactive(draft))
         for f in findings:
             if fld == "html" and any(
                 x.span and x.span.field == "html" and x.span.start is not None
@@ -596,14 +598,16 @@ def evaluate(draft: Draft, ctx: Context, *, now: datetime) -> Decision:
 
 
 def decide(msg: MessageAddressed, ctx: Context, *, gif_frames: dict[str, int] | None = None,
-           sender_name: str = "") -> Decision:
+           content_types: dict[str, str] | None = None, sender_name: str = "") -> Decision:
     """The decision on an addressed message; ``now`` is the message's own ``submitted_at``.
     ``sender_name``: the sender's display name, opened by the caller (the event carries it
-    sealed); it only helps recognise a signature in a thank-you note.
+    sealed); it only helps recognise a signature in a thank-you note. ``gif_frames`` and
+    ``content_types``: what the caller read from the attachments' files (:class:`Draft`).
 
     Raises :class:`WaitForOrder` while the order may still arrive (``ctx.wait_over`` False).
     """
-    draft = Draft.of(msg, gif_frames=gif_frames or {}, sender_display_name=sender_name)
+    draft = Draft.of(msg, gif_frames=gif_frames or {}, content_types=content_types or {},
+                     sender_display_name=sender_name)
     ctx = replace(ctx, recipient_role=ctx.recipient_role or msg.recipient_role)
     return evaluate(draft, ctx, now=msg.submitted_at)
 

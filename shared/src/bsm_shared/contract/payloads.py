@@ -7,7 +7,7 @@ in :mod:`bsm_shared.contract.upcasters`. Every model is frozen: an event is a fa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,6 +32,23 @@ ContactReason = Literal[
     "review_request",
 ]
 Stage = Literal["alias", "policy", "delivery"]
+#: Why a recipient reports a message (E4): the one list the API, the mail-link form, the
+#: report statistics (F3) and the docs use. ``other`` needs the reporter's own words.
+ReportReason = Literal["spam", "inappropriate", "essential_misuse", "other"]
+REPORT_REASONS: tuple[str, ...] = get_args(ReportReason)
+#: What each reason means, in the words a reporter sees (English; the form and the docs).
+REPORT_REASON_LABELS: dict[str, str] = {
+    "spam": "Spam or unsolicited marketing",
+    "inappropriate": "Inappropriate or offensive content",
+    "essential_misuse": "Misuse of an essential message (e.g. promotion sent as an order update)",
+    "other": "Something else (say what)",
+}
+
+
+def report_reason(reason: str) -> ReportReason:
+    """The reason a ``Reported`` event counts under: one of :data:`REPORT_REASONS`; events
+    from before the fixed list carry the reporter's free text there and count as ``other``."""
+    return reason if reason in REPORT_REASONS else "other"  # type: ignore[return-value]
 
 
 class Payload(BaseModel):
@@ -371,8 +388,14 @@ class Reported(Payload):
 
     message_id: str = Field(description="The reported message.")
     reporter_party_id: str = Field(description="Who reported it.")
-    reason: str = Field(description="Why.")
+    reason: str = Field(description="Why: one of `spam`, `inappropriate`, `essential_misuse`, "
+                        "`other` (`REPORT_REASONS`). Events from before the fixed list carry "
+                        "the reporter's free text here; they count as `other` "
+                        "(`report_reason`).")
     reported_at: AwareDatetime = Field(description="When.")
+    text: str | None = Field(default=None,
+                             description="The reporter's own words (the API requires them with "
+                             "`other`).")
 
 
 class ResponseNotNeeded(Payload):

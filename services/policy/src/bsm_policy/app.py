@@ -15,8 +15,9 @@ the violation history) and publishes.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -40,7 +41,7 @@ from bsm_shared import attachments as file_types
 from bsm_shared import quota
 from bsm_shared.blobs import BlobNotFound, BlobTooLarge, LocalBlobStore
 from bsm_shared.contract.wire import build_event, derived_event_id
-from bsm_shared.runtime.consumer import Defer, Incoming, Outgoing
+from bsm_shared.runtime.consumer import BatchHooks, Defer, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
 from bsm_shared.runtime.keyring import Keyring
 from bsm_shared.runtime.service import ServiceRuntime
@@ -130,7 +131,32 @@ def _order_facts(row: Any) -> engine.OrderFacts:
     )
 
 
-class PolicyHandlers:
+_MISSING: Any = object()
+
+
+@dataclass
+class Loaded:
+    """The facts a batch of messages is decided on, read by ``PolicyHandlers.preload`` with one
+    query per table. A key present maps to its row (``None``: known absent); a key not present
+    was not loaded and is read when asked. The batch's own writes keep it true: a quota slot
+    taken, a contact made, a seller struck (forgotten: read again)."""
+
+    orders: dict[str, Any] = field(default_factory=dict)
+    sellers: dict[str, Any] = field(default_factory=dict)
+    buyers: dict[str, Any] = field(default_factory=dict)
+    contacts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    orders_30: dict[tuple[str, date], int] = field(default_factory=dict)
+    sent: dict[tuple[str, date], int] = field(default_factory=dict)
+
+
+def _parties(msg: MessageAddressed) -> tuple[str, str]:
+    """(seller, buyer) of a message."""
+    if msg.sender_role == "seller":
+        return msg.sender_party_id, msg.recipient_party_id
+    return msg.recipient_party_id, msg.sender_party_id
+
+
+class PolicyHandlers(BatchHooks):
     def __init__(self, rt: ServiceRuntime, settings: PolicySettings, keyring: Keyring) -> None:
         self.rt = rt
         self.settings = settings
@@ -138,6 +164,79 @@ class PolicyHandlers:
         self.keyring = keyring
         #: Where attachments can be read (None: not from this instance).
         self.blobs = LocalBlobStore(settings.blob_dir) if settings.blob_dir else None
+        self.loaded = Loaded()
+
+    # -- set-based loading (BatchHooks) --------------------------------------------------------
+    def begin(self) -> None:
+        self.loaded = Loaded()
+
+    async def preload(self, conn: asyncpg.Connection, topic: Topic,
+                      events: Sequence[Incoming]) -> None:
+        """A batch of addressed messages: their orders, sellers, buyers, known contacts, and
+        each seller's quota facts (C7) — six queries, instead of up to six per message."""
+        if topic != Topic.ADDRESSED:
+            self.loaded = Loaded()  # reference data changes: read again what follows
+            return
+        s, loaded = self.s, self.loaded
+        msgs = [e.event.data for e in events]
+        pairs = sorted({_parties(m) for m in msgs})
+        order_ids = sorted({m.order_id for m in msgs if m.order_id is not None})
+        rows = await conn.fetch(f"SELECT * FROM {s}.orders WHERE order_id = ANY($1::text[]) "
+                                f"AND buyer_id IS NOT NULL", order_ids)
+        loaded.orders.update(dict.fromkeys(order_ids))
+        loaded.orders.update({r["order_id"]: r for r in rows})
+        sellers = sorted({p[0] for p in pairs})
+        rows = await conn.fetch(f"SELECT * FROM {s}.sellers WHERE seller_id = ANY($1::text[])",
+                                sellers)
+        loaded.sellers.update(dict.fromkeys(sellers))
+        loaded.sellers.update({r["seller_id"]: r for r in rows})
+        buyers = sorted({p[1] for p in pairs})
+        rows = await conn.fetch(
+            f"""SELECT q.id, b.opted_out, p.locale FROM unnest($1::text[]) AS q(id)
+                LEFT JOIN {s}.buyers b ON b.buyer_id = q.id
+                LEFT JOIN {s}.parties p ON p.party_id = q.id""", buyers)
+        loaded.buyers.update({r["id"]: r for r in rows})
+        rows = await conn.fetch(
+            f"""SELECT c.seller_id, c.buyer_id FROM {s}.contacts c
+                JOIN unnest($1::text[], $2::text[]) AS q(seller_id, buyer_id)
+                  USING (seller_id, buyer_id)""",
+            [p[0] for p in pairs], [p[1] for p in pairs])
+        loaded.contacts.update(dict.fromkeys(pairs, False))
+        loaded.contacts.update({(r["seller_id"], r["buyer_id"]): True for r in rows})
+        days = sorted({(m.sender_party_id, quota.quota_day(m.submitted_at))
+                       for m in msgs if m.sender_role == "seller"})
+        if days:
+            windows = [self._window(day) for _, day in days]
+            rows = await conn.fetch(
+                f"""SELECT q.seller_id, q.day, count(o.order_id) AS n
+                    FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::timestamptz[])
+                         AS q(seller_id, day, first, ends)
+                    LEFT JOIN {s}.orders o ON o.seller_id = q.seller_id
+                         AND o.placed_at >= q.first AND o.placed_at < q.ends
+                    GROUP BY q.seller_id, q.day""",
+                [d[0] for d in days], [d[1] for d in days], [w[0] for w in windows],
+                [w[1] for w in windows])
+            loaded.orders_30.update({(r["seller_id"], r["day"]): int(r["n"]) for r in rows})
+            rows = await conn.fetch(
+                f"""SELECT d.seller_id, d.day, d.sent FROM {s}.daily_counts d
+                    JOIN unnest($1::text[], $2::date[]) AS q(seller_id, day)
+                      USING (seller_id, day)""",
+                [d[0] for d in days], [d[1] for d in days])
+            loaded.sent.update(dict.fromkeys(days, 0))
+            loaded.sent.update({(r["seller_id"], r["day"]): r["sent"] for r in rows})
+
+    @staticmethod
+    def _window(day: date) -> tuple[datetime, datetime]:
+        """The 30 UTC days of orders C7's limit is computed from, as instants."""
+        first, end = (datetime(d.year, d.month, d.day, tzinfo=UTC)
+                      for d in quota.order_window(day))
+        return first, end
+
+    async def _loaded(self, table: dict[Any, Any], key: Any,
+                      read: Callable[[], Awaitable[Any]]) -> Any:
+        """``table[key]`` if the batch preloaded it, else ``read()``."""
+        value = table.get(key, _MISSING)
+        return await read() if value is _MISSING else value
 
     # -- bsm.parties -------------------------------------------------------------------------
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
@@ -229,29 +328,25 @@ class PolicyHandlers:
 
     # -- bsm.messages.addressed --------------------------------------------------------------
     async def _context(self, conn: asyncpg.Connection, msg: MessageAddressed) -> engine.Context:
-        s = self.s
+        s, loaded = self.s, self.loaded
         order = None
         if msg.order_id is not None:
-            row = await conn.fetchrow(
+            row = await self._loaded(loaded.orders, msg.order_id, lambda: conn.fetchrow(
                 f"SELECT * FROM {s}.orders WHERE order_id = $1 AND buyer_id IS NOT NULL",
-                msg.order_id,
-            )
+                msg.order_id))
             order = _order_facts(row) if row else None
-        if msg.sender_role == "seller":
-            seller_id, buyer_id = msg.sender_party_id, msg.recipient_party_id
-        else:
-            seller_id, buyer_id = msg.recipient_party_id, msg.sender_party_id
-        srow = await conn.fetchrow(f"SELECT * FROM {s}.sellers WHERE seller_id = $1", seller_id)
-        brow = await conn.fetchrow(
+        seller_id, buyer_id = _parties(msg)
+        srow = await self._loaded(loaded.sellers, seller_id, lambda: conn.fetchrow(
+            f"SELECT * FROM {s}.sellers WHERE seller_id = $1", seller_id))
+        brow = await self._loaded(loaded.buyers, buyer_id, lambda: conn.fetchrow(
             f"""SELECT b.opted_out, p.locale FROM (SELECT $1::text AS id) q
                 LEFT JOIN {s}.buyers b ON b.buyer_id = q.id
                 LEFT JOIN {s}.parties p ON p.party_id = q.id""",
-            buyer_id,
-        )
-        known = await conn.fetchval(
-            f"SELECT true FROM {s}.contacts WHERE seller_id = $1 AND buyer_id = $2",
-            seller_id, buyer_id,
-        )
+            buyer_id))
+        known = await self._loaded(
+            loaded.contacts, (seller_id, buyer_id), lambda: conn.fetchval(
+                f"SELECT true FROM {s}.contacts WHERE seller_id = $1 AND buyer_id = $2",
+                seller_id, buyer_id))
         restriction = None
         if srow is not None and srow["restriction_level"]:
             restriction = engine.Restriction(
@@ -260,19 +355,18 @@ class PolicyHandlers:
         limit = sent = None
         if msg.sender_role == "seller":
             day = quota.quota_day(msg.submitted_at)
-            first, end = (datetime(d.year, d.month, d.day, tzinfo=UTC)
-                          for d in quota.order_window(day))
-            orders_30 = await conn.fetchval(
-                f"""SELECT count(*) FROM {s}.orders WHERE seller_id = $1
-                    AND placed_at >= $2 AND placed_at < $3""",
-                seller_id, first, end,
-            )
+            first, end = self._window(day)
+            orders_30 = await self._loaded(
+                loaded.orders_30, (seller_id, day), lambda: conn.fetchval(
+                    f"""SELECT count(*) FROM {s}.orders WHERE seller_id = $1
+                        AND placed_at >= $2 AND placed_at < $3""",
+                    seller_id, first, end))
             limit = quota.daily_limit(int(orders_30), factor=self.settings.daily_limit_factor,
                                       base=self.settings.daily_limit_base)
-            sent = await conn.fetchval(
+            sent = await self._loaded(loaded.sent, (seller_id, day), lambda: conn.fetchval(
                 f"SELECT sent FROM {s}.daily_counts WHERE seller_id = $1 AND day = $2",
                 seller_id, day,
-            ) or 0
+            )) or 0
         seller = engine.SellerFacts(
             seller_id=seller_id,
             messaging_enabled=srow["messaging_enabled"] if srow else None,
@@ -336,6 +430,8 @@ class PolicyHandlers:
                     RETURNING sent""",
                 seller.seller_id, day, seller.daily_limit,
             )
+            self.loaded.sent[(seller.seller_id, day)] = (
+                taken if taken is not None else seller.daily_limit or 0)
             if taken is None:
                 # Another instance took the last slot between our read and our increment.
                 full = replace(seller, sent_today=seller.daily_limit or 0)
@@ -346,7 +442,9 @@ class PolicyHandlers:
                 f"ON CONFLICT DO NOTHING",
                 seller.seller_id, ctx.buyer.buyer_id,
             )
+            self.loaded.contacts[(seller.seller_id, ctx.buyer.buyer_id)] = True
         elif decision.sanctionable:
+            self.loaded.sellers.pop(seller.seller_id, None)  # a strike may restrict the seller
             out += await self._strike(conn, incoming, msg, decision)
         now = self.rt.clock()
         data = PolicyChecked.model_validate(
@@ -432,8 +530,10 @@ class PolicyHandlers:
 
 
 def create_runtime(settings: PolicySettings, **kwargs: object) -> ServiceRuntime:
+    holder: dict[str, PolicyHandlers] = {}
+
     def handlers(rt: ServiceRuntime) -> dict:
-        h = PolicyHandlers(rt, settings, keyring)
+        h = holder["h"] = PolicyHandlers(rt, settings, keyring)
         # Order matters: reference data (parties, then orders) is applied before the messages
         # of the same batch.
         return {Topic.PARTIES: h.on_parties, Topic.ORDERS: h.on_orders,
@@ -447,6 +547,7 @@ def create_runtime(settings: PolicySettings, **kwargs: object) -> ServiceRuntime
         inputs=[Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED],
         migrations=[*migrations(settings.db_schema or PRODUCER), *keyring.migrations()],
         handlers=handlers,
+        hooks=lambda _rt: holder["h"],
         **kwargs,  # type: ignore[arg-type]
     )
 

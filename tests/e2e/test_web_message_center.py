@@ -9,6 +9,7 @@ import httpx
 
 from tests import gateway_support as g
 from tests.e2e.test_gateway_flow import pair  # noqa: F401 - fixture
+from tests.e2e.web_support import axe_problems, open_page
 
 
 
@@ -35,10 +36,7 @@ async def test_seller_answers_from_the_inbox_with_a_template_and_the_buyer_repor
                                             headers={"Authorization": f"Bearer {buyer_token}"}),
                            lambda r: r.json()["outcome"]["status"] == "delivered", timeout=30)
 
-    page = await browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    await page.goto(f"{url}/app/#token={seller_token}")
+    page, problems = await open_page(browser, f"{url}/app/#token={seller_token}")
     await page.wait_for_selector("#list li[data-conversation]")
     assert await page.get_attribute('#views button[data-filter="response_needed"]',
                                     "aria-pressed") == "true"
@@ -60,9 +58,7 @@ async def test_seller_answers_from_the_inbox_with_a_template_and_the_buyer_repor
     await page.click(f'li[data-message="{thanks}"] button.mark')
     await page.wait_for_selector("#status:has-text('no response needed')")
 
-    buyer = await browser.new_page()
-    buyer.on("dialog", lambda d: d.accept("No me gusta este mensaje"))
-    await buyer.goto(f"{url}/app/#token={buyer_token}")
+    buyer, buyer_problems = await open_page(browser, f"{url}/app/#token={buyer_token}")
     await buyer.wait_for_selector("#list li[data-conversation]")
     heading = await buyer.inner_text("#title")
     await buyer.click("#list li:has-text('silla')")
@@ -72,7 +68,16 @@ async def test_seller_answers_from_the_inbox_with_a_template_and_the_buyer_repor
             break
         await buyer.wait_for_timeout(500)
         await buyer.click("#list li:has-text('silla')")
+    reply_id = await reply.first.get_attribute("data-message")
+    # A dialog with the fixed reasons (E4), never window.prompt (open_page fails on one).
     await reply.locator("button.report").click()
+    await buyer.wait_for_selector("#report-dialog[open] #report-other")
+    dialog_axe = await axe_problems(buyer)
+    await buyer.check("#report-other")
+    await buyer.click("#report-form button[type=submit]")
+    refused_without_text = await buyer.inner_text("#report-error")
+    await buyer.fill("#report-text", "No me gusta este mensaje")
+    await buyer.click("#report-form button[type=submit]")
     await buyer.wait_for_selector("#status:has-text('Reported')")
     await buyer.screenshot(path=str(g.ARTIFACTS / "web-buyer-report.png"), full_page=True)
 
@@ -84,5 +89,12 @@ async def test_seller_answers_from_the_inbox_with_a_template_and_the_buyer_repor
             lambda: http.get(f"/v1/messages/{thanks}",
                              headers={"Authorization": f"Bearer {seller_token}"}),
             lambda r: r.json()["response_not_needed"], timeout=30)
+        reported = await g.eventually(
+            lambda: http.get(f"/v1/messages/{reply_id}", headers={
+                "Authorization": f"Bearer {buyer_token}"}),
+            lambda r: r.json()["reported"], timeout=30)
     assert marked.json()["response_not_needed"] is True
-    assert not [p for p in problems if "Content Security Policy" in p], problems
+    assert reported.json()["reported"] is True
+    assert refused_without_text == "Say in a few words what is wrong."
+    assert not dialog_axe, dialog_axe
+    assert not problems and not buyer_problems, problems + buyer_problems

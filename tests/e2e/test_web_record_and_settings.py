@@ -23,8 +23,10 @@ def token(env: dict[str, str], party: str, role: str = "seller") -> str:
 
 
 async def open_page(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
-    """A page that records console errors and every URL it requests."""
-    page = await browser.new_page()
+    """A page (in English) that records console errors and every URL it requests."""
+    context = await browser.new_context()
+    await context.add_init_script("localStorage.setItem('bsm-lang', 'en')")
+    page = await context.new_page()
     problems: list[str] = []
     requested: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -176,7 +178,7 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
         "#chart-late rect.chart-bar", "els => els.map(e => [e.dataset.window, e.dataset.value])")
     average = await page.get_attribute('#chart-average rect.chart-bar[data-window="7d"]',
                                        "data-value")
-    row = await page.eval_on_selector_all('#metrics-table tr[data-window="7d"] td',
+    row = await page.eval_on_selector_all('#metrics-table tr[data-window="7d"] > *',
                                           "els => els.map(e => e.textContent)")
     labels = await page.eval_on_selector_all("#chart-late .chart-value",
                                              "els => els.map(e => e.textContent)")
@@ -198,9 +200,9 @@ async def test_a_seller_replies_with_an_attachment_and_sees_response_times_as_a_
     assert (mailed.get_filename(), mailed.get_content().encode()) == ("factura.txt", invoice)
     assert wrong_file.json()["error"] == "attachment_not_found"
     assert [b[0] for b in bars] == ["7d", "30d", "90d"]
-    assert bars[0][1] == "0" and labels[0] == "0.0 %"  # answered within 24 h: nothing late
+    assert bars[0][1] == "0" and labels[0] == "0.0%"  # answered within 24 h: nothing late
     assert 0 <= float(average) < 120
-    assert row[:4] == ["7d", "1", "1", "1"]  # buyer messages, counted, answered
+    assert row[:4] == ["7 days", "1", "1", "1"]  # buyer messages, counted, answered
     assert not problems, problems
 
 

@@ -63,3 +63,30 @@ async def test_quota_counts_approved_seller_messages_per_utc_day(conn):
     assert await pg.quota("s-1", day) == (3, 5 * 1 + 600)
     # The next day's 30-day window has lost the oldest order: 29 orders / 30 days.
     assert await pg.quota("s-1", day + timedelta(days=1)) == (0, int(5 * 29 / 30) + 600)
+
+
+async def test_a_batch_that_buffers_the_insert_only_operations_leaves_the_same_tables(env):
+    """Set-based writes (issue 14): the record's batch buffers the operations nothing in the
+    batch reads back and writes them at its end; the tables come out as with one statement
+    per operation."""
+    pool = await create_pool(env["BSM_DATABASE_URL"], size=1)
+    try:
+        events, _ = issue_scenario()
+        events.append(reported("q1", T0 + timedelta(hours=1), reporter="b-9"))
+        tables = []
+        for buffered in (False, True):
+            schema = "mt_" + uid()
+            await migrate(pool, schema, projection_tables(schema))
+            async with pool.acquire() as c:
+                ops: list = []
+                pg = PgProjections(c, schema, ops if buffered else None)
+                for e in events:
+                    for op in p.operations(e):
+                        await pg.apply(op)
+                if buffered:
+                    assert ops, "the scenario has insert-only operations to buffer"
+                    await pg.write_buffered(ops)
+                tables.append(await dump(c, schema))
+        assert tables[0] == tables[1]
+    finally:
+        await pool.close()

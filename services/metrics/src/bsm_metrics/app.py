@@ -71,11 +71,14 @@ class Archiver(BatchHooks):
                                 ["type", "trusted"], registry=registry)
         self._rows: list[tuple[Any, ...]] = []
         self._orders: dict[str, str] = {}
+        self._ops: list[proj.Operation] = []
 
     def begin(self) -> None:
-        self._rows, self._orders = [], {}
+        self._rows, self._orders, self._ops = [], {}, []
 
     async def end(self, conn: asyncpg.Connection) -> None:
+        if self._ops:
+            await PgProjections(conn, self.s).write_buffered(self._ops)
         if self._orders:
             await conn.executemany(
                 f"INSERT INTO {self.s}.message_orders (message_id, order_id) VALUES ($1, $2) "
@@ -119,7 +122,7 @@ class Archiver(BatchHooks):
                 f"ON CONFLICT DO NOTHING", e.data.party_id, e.data.erased_at,  # type: ignore[union-attr]
             )
         if incoming.trust_error is None:  # a forged event is on the record, flagged, but
-            store = PgProjections(conn, self.s)  # counts for nothing
+            store = PgProjections(conn, self.s, self._ops)  # counts for nothing
             for op in proj.operations(raw):
                 await store.apply(op)
         return []

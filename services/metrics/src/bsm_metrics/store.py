@@ -44,13 +44,46 @@ def projection_tables(schema: str) -> list[str]:
     return statements
 
 
+#: Operations that only add a row nothing else in the batch reads back: a batch writes them
+#: together at its end (:meth:`PgProjections.write_buffered`), one statement per table.
+BUFFERED = (p.MessageSent, p.Report, p.SellerMessageApproved, p.OrderPlaced)
+
+
 class PgProjections:
-    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+    def __init__(self, conn: asyncpg.Connection, schema: str,
+                 buffer: list[p.Operation] | None = None) -> None:
         self.c = conn
         self.s = check_ident(schema)
+        #: Where :data:`BUFFERED` operations go instead of the database (None: written at once).
+        self.buffer = buffer
+
+    async def write_buffered(self, ops: list[p.Operation]) -> None:
+        """The buffered insert-only operations of a batch, one ``executemany`` per table."""
+        s = self.s
+        by_table: dict[str, list[tuple]] = {}
+        for op in ops:
+            if isinstance(op, p.MessageSent):
+                by_table.setdefault("message_senders", []).append(
+                    (op.message_id, op.sender_id, op.recipient_id, op.sender_role))
+            elif isinstance(op, p.Report):
+                by_table.setdefault("reports", []).append(
+                    (op.message_id, op.reporter_id, op.reason, op.reported_at))
+            elif isinstance(op, p.SellerMessageApproved):
+                by_table.setdefault("seller_daily_approved", []).append(
+                    (op.seller_id, op.day, op.message_id))
+            elif isinstance(op, p.OrderPlaced):
+                by_table.setdefault("seller_daily_orders", []).append(
+                    (op.seller_id, op.day, op.order_id))
+        for table, rows in by_table.items():
+            marks = ", ".join(f"${i + 1}" for i in range(len(rows[0])))
+            await self.c.executemany(
+                f"INSERT INTO {s}.{table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
     async def apply(self, op: p.Operation) -> None:
         s = self.s
+        if self.buffer is not None and isinstance(op, BUFFERED):
+            self.buffer.append(op)
+            return
         if isinstance(op, p.BuyerMessage):
             # An exclusion may have arrived first (another topic): it is kept until then.
             await self.c.execute(

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
 import logging
 import time
 from collections.abc import Callable
@@ -696,9 +695,8 @@ class Delivery(BatchHooks):
         try:
             offered = {} if self.link_issuer is None else self.link_issuer.urls(
                 pc.message_id, pc.recipient_party_id, core.link_actions(pc), now=now)
-            raw = core.compose(pc, sender_name=pc.sender_display_name, domain=domain, now=now,
-                               files=await self._files(pc), links=offered,
-                               ).as_bytes(policy=email.policy.SMTP)
+            raw = core.compose_bytes(pc, sender_name=pc.sender_display_name, domain=domain,
+                                     now=now, files=await self._files(pc), links=offered)
             if self.dkim_key is not None:
                 raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
                                      private_key_pem=self.dkim_key)

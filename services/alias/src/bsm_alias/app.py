@@ -29,7 +29,7 @@ from bsm_shared.contract.payloads import (
     SellerSettingsChanged,
 )
 from bsm_shared.contract.limits import EventTooLarge
-from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
+from bsm_shared.contract.wire import build_event, derived_event_id, unsigned_body
 from bsm_shared.runtime.consumer import BatchHooks, Defer, Incoming, Outgoing
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.pii import PiiVault
@@ -198,9 +198,10 @@ class AliasHandlers(BatchHooks):
             correlation_id=msg.message_id, causation_id=incoming.event.event_id,
         )
         try:
-            # Measured as the outbox will write it (signed), before the message is recorded:
+            # Measured as the outbox will write it (canonical bytes and room for the batch
+            # signature, `unsigned_body`), before the message is recorded:
             # an event Kafka cannot carry would otherwise be a dead letter, not an outcome.
-            to_wire(event, self.rt.signer)
+            unsigned_body(event)
         except EventTooLarge as exc:
             return [self.bounce(incoming, msg, core.too_large_to_carry(exc.size),
                                 relationship_id=relationship.relationship_id)]

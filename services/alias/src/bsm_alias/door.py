@@ -55,7 +55,7 @@ from bsm_shared.blobs import BlobStore
 from bsm_shared.contract import BounceReportReceivedEvent, MessageSubmittedEvent
 from bsm_shared.contract.limits import EventTooLarge
 from bsm_shared.contract.payloads import AttachmentRef, BounceReportReceived, MessageSubmitted
-from bsm_shared.contract.wire import build_event, derived_event_id, to_wire
+from bsm_shared.contract.wire import build_event, derived_event_id, unsigned_body
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Outgoing
 from bsm_shared.runtime.service import ServiceRuntime
@@ -414,7 +414,7 @@ class DoorHandler:
             # What the outbox would refuse, refused in the dialogue before any blob is stored.
             # The limits above keep a message well under MAX_EVENT_BYTES; should they ever not
             # (a limit raised, a field added), the sender still gets a 5xx, never a 451 loop.
-            to_wire(event, self.rt.signer)
+            unsigned_body(event)
         except EventTooLarge as exc:
             return mail.event_too_large(exc.size)
         for att in scrubbed.attachments:

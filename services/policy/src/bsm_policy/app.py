@@ -492,26 +492,23 @@ class PolicyHandlers(BatchHooks):
                                row["restriction_until"])
             if row["restriction_level"] else None
         )
+        ladder = engine.Ladder(st.sanction_strikes, timedelta(days=st.sanction_window_days),
+                               tuple(st.sanction_restriction_days))
         if current is not None and current.active(at):
-            return []
-        since = max(filter(None, [row["strikes_since"], at - timedelta(days=st.sanction_window_days)]))
+            return []  # the ladder decides nothing while a step is in force: no count needed
         strikes = await conn.fetchval(
             f"SELECT count(*) FROM {s}.violations WHERE seller_id = $1 AND at > $2 AND at <= $3",
-            seller_id, since, at,
+            seller_id, engine.strikes_since(row["strikes_since"], at, ladder), at,
         )
-        if strikes < st.sanction_strikes:
+        sanction = engine.next_sanction(current, row["steps"], int(strikes), at, ladder)
+        if sanction is None:
             return []
-        step = row["steps"] + 1
-        days = st.sanction_restriction_days
-        if step <= len(days):
-            level, until = "restricted", at + timedelta(days=days[step - 1])
-        else:
-            level, until = "suspended", None
+        level, until = sanction.restriction.level, sanction.restriction.until
         await conn.execute(
             f"""UPDATE {s}.sellers SET restriction_level = $2, restriction_starts = $3,
                     restriction_until = $4, steps = $5, strikes_since = $3
                 WHERE seller_id = $1""",
-            seller_id, level, at, until, step,
+            seller_id, level, at, until, sanction.step,
         )
         payload = SellerMessagingRestricted(
             seller_id=seller_id, level=level, starts_at=at, until=until,

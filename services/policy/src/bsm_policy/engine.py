@@ -163,6 +163,47 @@ class Restriction:
 
 
 @dataclass(frozen=True)
+class Ladder:
+    """The sanction ladder's settings (C10): ``strikes`` violations within ``window`` move a
+    seller one step up; the first steps restrict for ``restriction_days`` each, the next one
+    suspends until an operator lifts it."""
+
+    strikes: int
+    window: timedelta
+    restriction_days: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Sanction:
+    """A step up the ladder: the new restriction and the step it is."""
+
+    restriction: Restriction
+    step: int
+
+
+def strikes_since(current_since: datetime | None, at: datetime, ladder: Ladder) -> datetime:
+    """Where the strikes that count at ``at`` start: the window's start, or the last step's
+    start if later (a step is paid for once: its strikes do not count towards the next)."""
+    return max(filter(None, [current_since, at - ladder.window]))
+
+
+def next_sanction(current: Restriction | None, steps: int, strikes: int, at: datetime,
+                  ladder: Ladder) -> Sanction | None:
+    """The ladder's decision after a violation at ``at`` (C10): none while a restriction is
+    in force or too few strikes count (``strikes``, counted from :func:`strikes_since`); else
+    the next step — restricted for that step's days, suspended beyond the last."""
+    if current is not None and current.active(at):
+        return None
+    if strikes < ladder.strikes:
+        return None
+    step = steps + 1
+    if step <= len(ladder.restriction_days):
+        until: datetime | None = at + timedelta(days=ladder.restriction_days[step - 1])
+        return Sanction(Restriction("restricted", at, until), step)
+    return Sanction(Restriction("suspended", at, None), step)
+
+
+@dataclass(frozen=True)
 class SellerFacts:
     seller_id: str
     messaging_enabled: bool | None = None  # None: not set, the fulfilment's default applies

@@ -1,5 +1,6 @@
 """Cost of one policy decision (issue 4): median and p99 of ``bsm_policy.engine.decide`` for a
-2 KB plain-text message and a 10 KB HTML message, against the 300 µs median target.
+2 KB plain-text message and a 10 KB HTML message, against their median targets (issue 14:
+300 µs and 1 ms).
 
 Pure CPU, no stack needed: ``.venv/bin/python bench/policy_cost.py [--runs N]``. The messages
 are realistic seller messages (Spanish text with an order number, dates, prices and an address;
@@ -19,7 +20,8 @@ from bsm_shared.contract.payloads import MessageAddressed
 
 from bsm_policy import engine
 
-TARGET_US = 300.0
+#: Median targets (issue 14): a 2 KB text decision, a 10 KB HTML one (nh3 alone is 0.3 ms).
+TARGETS_US = {"2 KB text": 300.0, "10 KB HTML": 1000.0}
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 PARAGRAPH = (
@@ -94,15 +96,16 @@ def main() -> int:
     args = ap.parse_args()
     cases = [("2 KB text", message(text=text_2k())),
              ("10 KB HTML", message(text=None, html=html_10k()))]
-    print(f"one policy decision, {args.runs} runs each (target: median ≤ {TARGET_US:.0f} µs)")
+    print(f"one policy decision, {args.runs} runs each (median targets: "
+          + ", ".join(f"{k} ≤ {v:.0f} µs" for k, v in TARGETS_US.items()) + ")")
     worst = 0.0
     for name, msg in cases:
         med, p99, verdict = measure(msg, args.runs)
-        worst = max(worst, med)
+        ratio = med / TARGETS_US[name]
+        worst = max(worst, ratio)
         print(f"  {name:<11} median {med:8.1f} µs   p99 {p99:8.1f} µs   "
-              f"median/target {med / TARGET_US:5.2f}   ({verdict})")
-    print(f"worst median / target: {worst / TARGET_US:.2f} "
-          f"({'within' if worst <= TARGET_US else 'over'} target)")
+              f"median/target {ratio:5.2f}   ({verdict})")
+    print(f"worst median / target: {worst:.2f} ({'within' if worst <= 1 else 'over'} target)")
     return 0
 
 

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -92,10 +93,13 @@ class LocalBlobStore:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a reader never sees half a blob, a crash leaves only a temp file.
-        # The temp name is this writer's own, so concurrent writers of one blob do not collide.
-        tmp = target.with_name(f".{digest}.{os.getpid()}.{id(content)}.tmp")
+        # The temp file is this writer's own (mkstemp: a unique name, created exclusively), so
+        # concurrent writers of one blob, threads of one process included, never share it.
+        fd, name = tempfile.mkstemp(prefix=f".{digest}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(name)
         try:
-            tmp.write_bytes(content)
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

@@ -7,9 +7,14 @@ Not events: these are HTTP response shapes, so they live beside the contract, no
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+#: F1 and E1: a buyer's message is answered in time when the seller answers within this (the
+#: metrics service counts later answers as late; the inbox shows the time left).
+RESPONSE_WINDOW = timedelta(hours=24)
 
 
 class TimelineEntry(BaseModel):

@@ -4,66 +4,27 @@ A token is an HS256 JWT signed with ``BSM_GATEWAY_TOKEN_KEY`` (PyJWT): ``sub`` i
 ``role`` one of :data:`ROLES`. The platform's identity service issues them in production; in
 the local stack ``bsm token PARTY_ID --role …`` (and :func:`issue_token` in tests) does.
 
-What each role may do is decided here and nowhere else (:class:`Principal`'s methods), so the
-routes only ask.
+This module says who a request comes from; what that :class:`~.access.Principal` may do is
+decided in :mod:`.access` and nowhere else.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, get_args
 
 import jwt
 
-Role = Literal["seller", "buyer", "dispute", "operator"]
-ROLES: tuple[str, ...] = get_args(Role)
+from .access import REACHED, ROLES, Principal, Role  # noqa: F401 - re-exported
+
 ISSUER = "bsm"
 AUDIENCE = "bsm-gateway"
-#: The read model's status of a message that reached its recipient (a provider's later bounce
-#: report of the email copy keeps it: the message is in the recipient's message center).
-REACHED = "delivered"
 
 
 class AuthError(Exception):
     """The request carries no usable token (401) — the message says why."""
-
-
-@dataclass(frozen=True)
-class Principal:
-    party_id: str
-    role: Role
-
-    @property
-    def is_party(self) -> bool:
-        """A buyer or seller: sees and writes only their own conversations."""
-        return self.role in ("seller", "buyer")
-
-    @property
-    def reads_everything(self) -> bool:
-        return self.role == "dispute"
-
-    def may_read(self, *party_ids: str | None) -> bool:
-        """May open a conversation between these parties (which of its messages it shows is
-        :meth:`may_see_message`'s answer)."""
-        return self.reads_everything or (self.is_party and self.party_id in party_ids)
-
-    def may_see_message(self, sender: str | None, recipient: str | None, status: str) -> bool:
-        """May see one message — in any view, quote, count or download: its sender always;
-        its recipient only once it reached them (``delivered``); the dispute team always.
-
-        A message that did not reach its recipient — stopped by the alias stage or the policy
-        (a phone number, her own opt-out, a stranger naming her as recipient), failed in
-        delivery, or still on its way — does not exist for the recipient: showing it would
-        deliver what the rules refused. (``readmodel.visible_sql`` is this rule in SQL.)"""
-        if self.reads_everything:
-            return True
-        if not self.is_party:
-            return False
-        return self.party_id == sender or (self.party_id == recipient and status == REACHED)
 
 
 def issue_token(

@@ -17,6 +17,7 @@ from typing import Literal
 from bsm_shared.contract.limits import (
     MAX_ATTACHMENT_BYTES, MAX_BODY_BYTES, body_bytes, clean_filename,
 )
+from bsm_shared.record_api import RESPONSE_WINDOW
 
 View = Literal["response_needed", "sent", "no_response_needed"]
 Filter = Literal["response_needed", "sent", "no_response_needed", "all"]
@@ -69,6 +70,23 @@ def state_of(messages: Sequence[MessageFacts], order_status: str | None) -> Stat
     if live and (live[-1].response_not_needed or live[-1].reported):
         return "resolved"
     return "open"
+
+
+def response_due(messages: Sequence[MessageFacts], buyer_id: str) -> datetime | None:
+    """When the seller's answer is due (E1, F1): ``RESPONSE_WINDOW`` (24 hours) after the
+    oldest buyer message still unanswered; None when nothing is owed.
+
+    As F1 counts (the metrics service's projections): a buyer message that reached the seller
+    is answered by any seller message that reached the buyer, submitted at or after it; one
+    marked *no response needed* or reported is owed nothing. So the buyer messages owed an
+    answer are those after the seller's latest delivered message."""
+    reached = [m for m in messages if m.status == "delivered"]
+    last_reply = max((m.submitted_at for m in reached if m.sender_party_id != buyer_id),
+                     default=None)
+    owed = [m.submitted_at for m in reached if m.sender_party_id == buyer_id
+            and not (m.response_not_needed or m.reported)
+            and (last_reply is None or m.submitted_at > last_reply)]
+    return min(owed) + RESPONSE_WINDOW if owed else None
 
 
 # -- Selling Partner API Messaging v1 ---------------------------------------------------------

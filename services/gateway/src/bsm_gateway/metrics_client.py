@@ -1,33 +1,30 @@
 """The gateway's door to the metrics service: the dispute timeline (G1), a seller's response
-times (F1), daily quota usage (F2) and report statistics (F3), proxied with the caller's role
-checked; and the seller's quota as a fact for the rule library (C7 in contact options and
+times (F1), daily quota usage (F2) and report statistics (F3), which ``routers.records``
+proxies to people; and the seller's quota as a fact for the rule library (C7 in contact options and
 lint, :meth:`MetricsClient.quota_facts`).
 
 The metrics service answers services only (the service credential ``BSM_METRICS_TOKEN``,
 which this client presents as a bearer token; ``bsm_metrics.access``), so the browser never
 talks to it: the web message center stays same-origin under its strict CSP, and who may see
-what is decided here, by the gateway's :class:`~.auth.Principal`. A metrics outage is a
+what is decided by the gateway (:mod:`.access`). A metrics outage is a
 ``503`` in the API's error shape, never a stack trace or a hanging request (every call has a
 timeout).
 """
 
-# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .auth import Principal
-from .errors import ApiError
-from bsm_shared.record_api import Quota, ReportStats, ResponseTimes
+from bsm_shared.record_api import Quota, ResponseTimes  # noqa: F401 - a route's model
 
-from .models import Timeline
+from .errors import ApiError
 
 log = logging.getLogger("bsm.gateway")
 # httpx logs every request at INFO; one line per proxied read is noise in the gateway's log.
@@ -157,80 +154,3 @@ def verification(entry: dict[str, Any]) -> str:
     if valid is None and not entry.get("signed"):
         return "unsigned"
     return "not_verified"
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid token."},
-    403: {"description": "The role may not see this."},
-    404: {"description": "Nothing in the record for it."},
-    503: {"description": "The metrics service cannot be reached; try again."},
-}
-
-
-def router(metrics: MetricsClient, caller: Any) -> APIRouter:
-    r = APIRouter(tags=["record"])
-    Caller = Annotated[Principal, Depends(caller)]
-
-    @r.get("/v1/orders/{order_id}/timeline", response_model=Timeline, responses=_ERRORS,
-           summary="Every event of an order in time order, each signature re-checked "
-           "(dispute team and operators)")
-    async def timeline(
-        who: Caller,
-        order_id: Annotated[str, Path(min_length=1, max_length=128)],
-        as_of: Annotated[AwareDatetime | None, Query(
-            description="The order as it stood at this instant (RFC 3339 with a zone).")] = None,
-    ) -> Any:
-        if who.role not in ("dispute", "operator"):
-            raise ApiError(403, "role_cannot_read_record",
-                           f"The {who.role} role cannot read an order's record; the dispute "
-                           "team and operators can.")
-        body = await metrics.timeline(order_id, as_of)
-        for entry in body.get("events", []):
-            entry["verification"] = verification(entry)
-        return body
-
-    @r.get("/v1/sellers/{seller_id}/response-times", response_model=ResponseTimes,
-           responses=_ERRORS,
-           summary="How fast a seller answers buyers (F1): the seller, or an operator")
-    async def response_times(
-        who: Caller,
-        seller_id: Annotated[str, Path(min_length=1, max_length=128)],
-        window: Annotated[Window, Query(description="`7d`, `30d` (default) or `90d`.")] = "30d",
-        as_of: Annotated[AwareDatetime | None, Query(
-            description="End of the window (default: now).")] = None,
-    ) -> Any:
-        if not ((who.role == "seller" and who.party_id == seller_id)
-                or who.role == "operator"):
-            raise ApiError(403, "not_allowed",
-                           "Only the seller and operators see a seller's response times.")
-        return await metrics.response_times(seller_id, window, as_of)
-
-    @r.get("/v1/sellers/{seller_id}/quota", response_model=Quota, responses=_ERRORS,
-           summary="A seller's daily limit and its use (F2, C7): the seller, or an operator")
-    async def quota(
-        who: Caller,
-        seller_id: Annotated[str, Path(min_length=1, max_length=128)],
-        day: Annotated[date | None, Query(description="The UTC day (default: today).")] = None,
-    ) -> Any:
-        if not ((who.role == "seller" and who.party_id == seller_id)
-                or who.role == "operator"):
-            raise ApiError(403, "not_allowed",
-                           "Only the seller and operators see a seller's daily quota.")
-        return await metrics.quota(seller_id, day)
-
-    @r.get("/v1/reports/stats", response_model=ReportStats, responses=_ERRORS,
-           summary="Reported messages by reason and sender, and abuse patterns (F3): "
-           "operators (trust & safety) and the dispute team")
-    async def report_stats(
-        who: Caller,
-        window: Annotated[Window, Query(description="`7d`, `30d` (default) or `90d`.")] = "30d",
-        as_of: Annotated[AwareDatetime | None, Query(
-            description="End of the window (default: now).")] = None,
-    ) -> Any:
-        if who.role not in ("operator", "dispute"):
-            raise ApiError(403, "role_cannot_read_reports",
-                           f"The {who.role} role cannot read report statistics; trust & "
-                           "safety operators and the dispute team can.")
-        return await metrics.report_stats(window, as_of)
-
-    return r

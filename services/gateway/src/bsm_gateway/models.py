@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -136,16 +137,47 @@ class ConversationSummary(BaseModel):
     last_message_at: str = Field(description="Time of the latest message.")
     messages: int = Field(description="Number of messages.")
     unread: int = Field(description="Messages to the caller not yet read.")
+    buyer_name: str | None = Field(
+        default=None, description="The buyer's display name, as the seller's mail shows it "
+        "(A6); null when the message center does not know it, or the buyer was erased.")
+    seller_name: str | None = Field(
+        default=None, description="The seller's business name, as the buyer's mail shows it "
+        "(A6); null as for `buyer_name`.")
+    buyer_erased: bool = Field(default=False, description="The buyer's personal data was "
+                               "erased: no name will be shown again.")
+    seller_erased: bool = Field(default=False, description="The seller's personal data was "
+                                "erased: no name will be shown again.")
+    response_due_at: str | None = Field(
+        default=None, description="When the seller's answer is due (E1, F1): 24 hours after "
+        "the oldest buyer message still unanswered (not marked *no response needed*, not "
+        "reported); null when no answer is owed.")
 
 
 class ConversationList(BaseModel):
     filter: str = Field(description="The filter applied.")
-    order_id: str | None = Field(description="The order searched for, if any.")
-    conversations: list[ConversationSummary] = Field(description="Newest first.")
+    order_id: str | None = Field(description="The order searched for, if any (as searched: "
+                                 "without surrounding spaces).")
+    conversations: list[ConversationSummary] = Field(
+        description="Newest first: by the latest message's time, then conversation id.")
+    next: str | None = Field(default=None, description="Pass as `cursor` for the next page; "
+                             "null on the last page.")
 
 
 class Conversation(ConversationSummary):
     message_list: list[MessageView] = Field(description="Messages, oldest first.")
+
+
+class Notification(BaseModel):
+    kind: str = Field(description="`bounce`: one of your messages was not delivered.")
+    message_id: str = Field(description="Your message.")
+    conversation_id: str | None = Field(default=None, description="Its conversation.")
+    order_id: str | None = Field(default=None, description="Its order.")
+    subject: str = Field(description="Its subject.")
+    at: str = Field(description="When it was stopped (RFC 3339).")
+    rule: str | None = Field(default=None, description="The rule that stopped it.")
+    stage: str | None = Field(default=None, description="Where it was stopped.")
+    explanation: str = Field(description="Why, in your language.")
+    remedy: str | None = Field(default=None, description="What you can do.")
 
 
 class Report(BaseModel):
@@ -183,6 +215,31 @@ class SellerSettingsIn(BaseModel):
                                                    description="Where bounce notices go.")
     opt_out_bounce_notices: bool | None = Field(default=None,
                                                 description="No bounce notices for opt-outs.")
+
+
+class SellerSettingsOut(BaseModel):
+    seller_id: str
+    messaging_enabled: bool = Field(description="Messaging on (off: vacation, C8).")
+    opt_out_bounce_notices: bool = Field(description="No bounce notices for opted-out buyers.")
+    authorized_senders: list[str] | None = Field(
+        description="Addresses accepted as the seller (A4); `null`: not known to the message "
+        "center (set before it kept them, or unreadable) — sending a list replaces it.")
+    blocked_senders: list[str] | None = Field(
+        description="Addresses refused as the seller (A4); `null` as above.")
+    customer_service_email: str | None = Field(
+        description="Where bounce notices go (D1); `null`: none set, or not known.")
+
+
+class ErasureIn(BaseModel):
+    reason: str = Field(default="", max_length=500,
+                        description="Why (e.g. the data-subject request's id); kept in the event.")
+
+
+class ErasureOut(BaseModel):
+    party_id: str
+    status: Literal["erased", "already_erased"]
+    erased_at: datetime = Field(description="When the party's key was destroyed.")
+    event_id: str | None = Field(default=None, description="The `PartyErased` event, if new.")
 
 
 class BuyerPreferencesIn(BaseModel):

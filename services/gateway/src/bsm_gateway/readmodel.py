@@ -112,6 +112,14 @@ def migrations(schema: str) -> list[str]:
                                 THEN m.recipient_party_id END)) p(party_id)
             WHERE p.party_id IS NOT NULL AND a.value->>'sha256' IS NOT NULL
             ON CONFLICT DO NOTHING""",
+        # Parties' public names (A6), sealed with each party's keyring key (`.names`).
+        f"""CREATE TABLE IF NOT EXISTS {s}.party_names (
+            party_id text PRIMARY KEY, display_name text NOT NULL)""",
+        # The inbox: search by order id ignoring case (`.service.inbox`), and each
+        # conversation's latest message for paging (keyset on its time and id).
+        f"CREATE INDEX IF NOT EXISTS conv_order_folded ON {s}.conversations (lower(order_id))",
+        f"CREATE INDEX IF NOT EXISTS msg_conv_time ON {s}.messages (conversation_id, "
+        f"submitted_at)",
     ]
 
 ADDRESS_FIELDS = ("authorized_senders", "blocked_senders", "customer_service_email")

@@ -26,8 +26,9 @@ from typing import Any
 
 from bsm_shared.contract.payloads import REPORT_REASONS, report_reason
 from bsm_shared.quota import quota_day
+from bsm_shared.record_api import RESPONSE_WINDOW
 
-LATE_AFTER = timedelta(hours=24)
+LATE_AFTER = RESPONSE_WINDOW
 WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 
 

@@ -8,7 +8,7 @@ import { pick, use, t, tOr, when, number } from "./i18n.js";
 import { openCompose, loadCompose, wireCompose, loadTemplateOptions } from "./compose.js";
 import { wireOperator, loadReportStats } from "./operator.js";
 import { wireTemplates, loadTemplatesPage } from "./templates.js";
-import { state, $, el, svg, enc, api, say, guarded, upload, HOUR, duration } from "./common.js";
+import { state, $, el, svg, enc, api, say, guarded, upload, duration } from "./common.js";
 
 const PAGE_SIZE = 20;
 const POLL_MS = 10000;
@@ -74,31 +74,26 @@ async function showPage(page) {
 state.showPage = showPage;
 
 // -- the inbox --------------------------------------------------------------------------------
-async function fetchConversations(filter, order) {
-  const q = new URLSearchParams({ filter });
-  if (order) q.set("order_id", order);
-  return (await api("GET", `/v1/conversations?${q}`)).conversations;
-}
-
-/** Search by order id, ignoring surrounding spaces and case: the gateway matches exactly, so
- * the id is tried as typed, then in lower and upper case (order ids are one case). */
-async function searchOrder(order) {
-  for (const variant of new Set([order, order.toLowerCase(), order.toUpperCase()])) {
-    const found = await fetchConversations("all", variant);
-    if (found.length) return found;
-  }
-  return [];
+/** One page of the inbox: the gateway pages newest first with an opaque cursor
+ * (`state.cursors[i]` starts page i) and searches order ids ignoring case and spaces. */
+async function fetchPage(cursor) {
+  const q = new URLSearchParams({ filter: state.order ? "all" : state.filter,
+                                  limit: String(PAGE_SIZE) });
+  if (state.order) q.set("order_id", state.order);
+  if (cursor) q.set("cursor", cursor);
+  return api("GET", `/v1/conversations?${q}`);
 }
 
 async function refresh({ quiet = false } = {}) {
   for (const b of document.querySelectorAll("#views button[data-filter]"))
     b.setAttribute("aria-pressed", String(!state.order && b.dataset.filter === state.filter));
-  const list = state.order ? await searchOrder(state.order)
-    : await fetchConversations(state.filter, null);
+  if (!quiet) { state.pageIndex = 0; state.cursors = [null]; }
+  const page = await fetchPage(state.cursors[state.pageIndex]);
+  const list = page.conversations;
+  state.next = page.next;
   const before = state.seen;
   state.seen = new Map(list.map((c) => [c.conversation_id, c.messages]));
   state.conversations = list;
-  if (!quiet) state.pageIndex = 0;
   $("search-clear").hidden = !state.order;
   renderList();
   if (quiet && before) {
@@ -109,11 +104,18 @@ async function refresh({ quiet = false } = {}) {
   }
 }
 
+async function turnPage(step) {
+  if (step > 0) state.cursors[state.pageIndex + 1] = state.next;
+  state.pageIndex += step;
+  state.seen = null;  // another page: nothing on it is "new"
+  await refresh({ quiet: true });
+}
+
 function timeLeft(c) {
-  // The 24-hour response clock (F1) runs from the buyer's latest message of a conversation
-  // that needs a response; the summary's last-message time is that message.
-  if (c.view !== "response_needed" || state.me.role === "buyer") return null;
-  const left = Date.parse(c.last_message_at) + 24 * HOUR - Date.now();
+  // The 24-hour response clock (E1, F1): the gateway says when the answer is due — a day after
+  // the oldest buyer message still unanswered — and nothing when no answer is owed.
+  if (!c.response_due_at || state.me.role === "buyer") return null;
+  const left = Date.parse(c.response_due_at) - Date.now();
   return left >= 0
     ? el("span", { class: "clock", "data-left-ms": String(left) },
          t("inbox.time_left", { time: duration(left) }))
@@ -121,22 +123,27 @@ function timeLeft(c) {
          t("inbox.overdue", { time: duration(-left) }));
 }
 
+/** A party as the mail shows it: its display name, "erased" once its data is erased, else
+ * its id (a name the message center has not learnt yet). */
+function named(name, erased, id) {
+  return erased ? t("inbox.erased") : name || id;
+}
+
 function counterpart(c) {
   const role = state.me.role;
-  if (role === "seller") return t("inbox.buyer", { party: c.buyer_id });
-  if (role === "buyer") return t("inbox.seller", { party: c.seller_id });
-  return t("inbox.parties", { buyer: c.buyer_id, seller: c.seller_id });
+  const buyer = named(c.buyer_name, c.buyer_erased, c.buyer_id);
+  const seller = named(c.seller_name, c.seller_erased, c.seller_id);
+  if (role === "seller") return t("inbox.buyer", { party: buyer });
+  if (role === "buyer") return t("inbox.seller", { party: seller });
+  return t("inbox.parties", { buyer, seller });
 }
 
 function renderList() {
-  const all = state.conversations;
-  const pages = Math.max(1, Math.ceil(all.length / PAGE_SIZE));
-  state.pageIndex = Math.min(state.pageIndex, pages - 1);
-  const shown = all.slice(state.pageIndex * PAGE_SIZE, (state.pageIndex + 1) * PAGE_SIZE);
+  const shown = state.conversations;
   const focused = document.activeElement?.closest?.("#list li")?.dataset.conversation;
   const list = $("list");
   list.replaceChildren();
-  if (!all.length)
+  if (!shown.length)
     list.append(el("li", { class: "empty" }, state.order
       ? t("inbox.no_results", { order: state.order }) : t("inbox.empty")));
   for (const c of shown) {
@@ -156,10 +163,10 @@ function renderList() {
     list.append(item);
     if (focused === c.conversation_id) button.focus();
   }
-  $("pager").hidden = all.length <= PAGE_SIZE;
-  $("page-info").textContent = t("inbox.page", { page: state.pageIndex + 1, pages });
+  $("pager").hidden = state.pageIndex === 0 && !state.next;
+  $("page-info").textContent = t("inbox.page", { page: state.pageIndex + 1 });
   $("page-prev").disabled = state.pageIndex === 0;
-  $("page-next").disabled = state.pageIndex >= pages - 1;
+  $("page-next").disabled = !state.next;
 }
 
 // Polling keeps the inbox current while the page is in view (no reload needed).
@@ -656,8 +663,8 @@ document.addEventListener("DOMContentLoaded", guarded(async () => {
   $("search-clear").addEventListener("click", guarded(() => {
     state.order = ""; $("order-search").value = ""; return refresh();
   }));
-  $("page-prev").addEventListener("click", () => { state.pageIndex -= 1; renderList(); });
-  $("page-next").addEventListener("click", () => { state.pageIndex += 1; renderList(); });
+  $("page-prev").addEventListener("click", guarded(() => turnPage(-1)));
+  $("page-next").addEventListener("click", guarded(() => turnPage(1)));
   $("template").addEventListener("change", () => {
     const tpl = state.templates.find((x) => x.template_id === $("template").value);
     if (tpl) $("reply-text").value = tpl.text;

@@ -5,13 +5,12 @@ import { t } from "./i18n.js";
 
 export const state = {
   token: null, me: null, filter: "response_needed", order: "", conv: null, templates: [],
-  page: "messages", conversations: [], pageIndex: 0, seen: null,
+  page: "messages", conversations: [], pageIndex: 0, cursors: [null], next: null, seen: null,
   timeline: { order: null, times: [], types: [] }, report: null, reportReasons: null,
   settingsSeller: null, showPage: null,
 };
 export const $ = (id) => document.getElementById(id);
 export const enc = encodeURIComponent;
-export const HOUR = 3600 * 1000;
 const SVG = "http://www.w3.org/2000/svg";
 
 export function el(tag, attrs = {}, ...children) {

@@ -95,8 +95,10 @@ async function save() {
   const translations = Object.fromEntries(LANGUAGES.filter((c) => c !== main
     && text(c).text.trim()).map((c) => [c, text(c)]));
   const name = $("tpl-name").value.trim();
-  await api("POST", "/v1/templates", { name, language: main, ...text(main), translations });
-  if (editing.id) await api("DELETE", `/v1/templates/${enc(editing.id)}`);
+  const body = { name, language: main, ...text(main), translations };
+  // An edit replaces the template in one step (its id stays); a new one is created.
+  if (editing.id) await api("PUT", `/v1/templates/${enc(editing.id)}`, body);
+  else await api("POST", "/v1/templates", body);
   say(t("templates.saved", { name }));
   await loadTemplatesPage();
 }

@@ -12,14 +12,16 @@ violation naming its rule, code and span) instead of answering ``201`` and bounc
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from . import core, policy
-from .auth import Principal
-from .errors import ApiError
-from .models import AttachmentIn, FileName, SendMessage
+from .. import core, policy
+from ..access import Principal
+from ..errors import ApiError
+from ..models import AttachmentIn, FileName, SendMessage
+from ..service import Gateway
+from .deps import Caller
 
 HAL = "application/hal+json"
 
@@ -95,9 +97,8 @@ def request_schema(kind: str) -> dict[str, Any]:
             "type": "object", "properties": props, "required": [_REQUIRES.get(kind, "text")]}
 
 
-def router(gw: Any, caller: Any) -> APIRouter:
+def router(gw: Gateway) -> APIRouter:
     r = APIRouter(prefix="/messaging/v1", tags=["Selling Partner API Messaging v1"])
-    Caller = Annotated[Principal, Depends(caller)]
     Markets = Annotated[list[str] | None, Query(
         alias="marketplaceIds", max_length=1, description="Accepted for compatibility.")]
 

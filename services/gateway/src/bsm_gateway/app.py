@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -47,11 +46,12 @@ def create_app(
 ) -> FastAPI:
     keyring = settings.keyring()
     rm = ReadModel(settings.db_schema or PRODUCER, keyring)
-    names = Names(rm.s, keyring)
+    names = Names(rm.s, keyring, rm.writes)
     rt = ServiceRuntime(
         name=PRODUCER, settings=settings, group=Group.GATEWAY, inputs=INPUTS,
         migrations=[*migrations(rm.s), *keyring.migrations()],
         handlers=lambda _rt: names.with_names(rm.handlers()),
+        hooks=lambda _rt: rm,  # set-based writes (:mod:`.writes`)
         **kwargs,  # type: ignore[arg-type]
     )
     metrics = metrics or metrics_client.MetricsClient.from_environment()
@@ -65,7 +65,7 @@ def create_app(
         try:
             yield
         finally:
-            await _stop_background(rt)
+            await rt.stop_background()
             await metrics.aclose()
             await rt.broker.stop()
             await rt.stop()
@@ -106,18 +106,3 @@ def create_app(
         return RedirectResponse("/app/")
 
     return app
-
-
-async def _stop_background(rt: ServiceRuntime) -> None:
-    """``rt.stop_background()``, guarded against a race in the shared outbox relay: on
-    Python 3.11, ``asyncio.wait_for`` swallows a cancel that arrives together with the relay's
-    wake-up (fixed in 3.12), so ``OutboxRelay.stop`` can wait for ever. Cancel again then.
-    (Reported to the owner; remove once ``bsm_shared.runtime.outbox`` handles it.)"""
-    stopping = asyncio.ensure_future(rt.stop_background())
-    while True:
-        done, _ = await asyncio.wait({stopping}, timeout=2.0)
-        if done:
-            return
-        task = getattr(rt.relay, "_task", None)
-        if task is not None:
-            task.cancel()

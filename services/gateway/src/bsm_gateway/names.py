@@ -27,6 +27,8 @@ from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed, sealed_
 from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
+from .writes import MessageWrites
+
 #: The keyring field names are sealed under (the platform's and the alias service's too).
 FIELD = "display_name"
 
@@ -41,9 +43,10 @@ class Name:
 
 
 class Names:
-    def __init__(self, schema: str, keyring: Keyring) -> None:
+    def __init__(self, schema: str, keyring: Keyring, writes: MessageWrites) -> None:
         self.s = check_ident(schema)
         self.keyring = keyring
+        self.writes = writes  # the read model's batch: a sender's name is written with it
 
     async def _sealed(self, conn: asyncpg.Connection, party_id: str, value: str) -> str | None:
         """``value`` as kept: sealed with ``party_id``'s own key (a value sealed for another
@@ -57,28 +60,29 @@ class Names:
         except Erased:
             return None
 
-    async def _keep(self, conn: asyncpg.Connection, party_id: str, value: str, *,
-                    replace: bool) -> None:
+    async def _keep(self, conn: asyncpg.Connection, party_id: str, value: str) -> None:
+        """A registration's name: it replaces whatever name the party had."""
         sealed = await self._sealed(conn, party_id, value)
         if sealed is None:
             return
-        conflict = "DO UPDATE SET display_name = EXCLUDED.display_name" if replace \
-            else "DO NOTHING"
         await conn.execute(
             f"INSERT INTO {self.s}.party_names (party_id, display_name) VALUES ($1, $2) "
-            f"ON CONFLICT (party_id) {conflict}", party_id, sealed)
+            f"ON CONFLICT (party_id) DO UPDATE SET display_name = EXCLUDED.display_name",
+            party_id, sealed)
 
     async def on_party(self, conn: asyncpg.Connection, incoming: Incoming) -> None:
         d = incoming.event.data
         if isinstance(d, p.PartyRegistered):
-            await self._keep(conn, d.party_id, d.display_name, replace=True)
+            await self._keep(conn, d.party_id, d.display_name)
         elif isinstance(d, p.PartyErased):
             await conn.execute(f"DELETE FROM {self.s}.party_names WHERE party_id = $1",
                                d.party_id)
 
     async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> None:
         d: p.MessageAddressed = incoming.event.data  # type: ignore[assignment]
-        await self._keep(conn, d.sender_party_id, d.sender_display_name, replace=False)
+        sealed = await self._sealed(conn, d.sender_party_id, d.sender_display_name)
+        if sealed is not None:  # kept unless the party has a name already (registration's)
+            self.writes.name(d.sender_party_id, sealed)
 
     def with_names(self, handlers: dict[Topic, Handler]) -> dict[Topic, Handler]:
         """The read model's handlers, each followed by this module's for the same event (the

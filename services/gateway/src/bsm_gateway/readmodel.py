@@ -14,19 +14,21 @@ show them to the seller, and erasing the seller shreds them).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from bsm_policy import engine
 from bsm_shared.contract import payloads as p
-from bsm_shared.runtime.consumer import Incoming, Outgoing
+from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
 from bsm_shared.runtime.keyring import Erased, Keyring, is_party_sealed, sealed_party
 from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
 from .auth import REACHED
+from .writes import MessageWrites, message_row
 
 INPUTS = [
     Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED, Topic.DELIVERED, Topic.BOUNCED,
@@ -153,14 +155,23 @@ def visible_sql(alias: str, param: str) -> str:
             f"AND {alias}.status = '{REACHED}'))")
 
 
-#: A message's status only moves forward (events of different topics arrive in any order).
-_STATUS = """CASE WHEN m.status IN ('delivered', 'bounced') THEN m.status ELSE {new} END"""
+class ReadModel(BatchHooks):
+    """The handlers, and the batch hooks that write what they buffer (:mod:`.writes`)."""
 
-
-class ReadModel:
     def __init__(self, schema: str, keyring: Keyring) -> None:
         self.s = check_ident(schema)
         self.keyring = keyring
+        self.writes = MessageWrites(self.s)
+
+    def begin(self) -> None:
+        self.writes.clear()
+
+    async def preload(self, conn: asyncpg.Connection, topic: Topic,
+                      events: Sequence[Incoming]) -> None:
+        await self.writes.flush(conn)  # the next topic's handlers see the earlier ones' rows
+
+    async def end(self, conn: asyncpg.Connection) -> None:
+        await self.writes.flush(conn)
 
     async def _sealed(self, conn: asyncpg.Connection, seller_id: str, field: str,
                       value: str) -> str | None:
@@ -277,59 +288,25 @@ class ReadModel:
 
     async def on_addressed(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         d: p.MessageAddressed = incoming.event.data  # type: ignore[assignment]
-        s = self.s
         buyer, seller = ((d.sender_party_id, d.recipient_party_id) if d.sender_role == "buyer"
                          else (d.recipient_party_id, d.sender_party_id))
-        await conn.execute(
-            f"""INSERT INTO {s}.conversations (conversation_id, relationship_id, buyer_id,
-                seller_id, order_id, started_by, subject, started_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
-            d.conversation_id, d.relationship_id, buyer, seller, d.order_id,
-            d.conversation_started_by, d.subject, d.submitted_at)
+        self.writes.conversation(d.conversation_id, d.relationship_id, buyer, seller, d.order_id,
+                                 d.conversation_started_by, d.subject, d.submitted_at)
         buyer_alias, seller_alias = ((d.sender_alias, d.recipient_alias)
                                      if d.sender_role == "buyer"
                                      else (d.recipient_alias, d.sender_alias))
-        await conn.execute(
-            f"""INSERT INTO {s}.relationship_aliases VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT DO NOTHING""",
-            d.relationship_id, buyer, seller, buyer_alias.lower(), seller_alias.lower())
-        await self._upsert_message(conn, d, "addressed")
-        await own_attachments(conn, s, d.sender_party_id, [a.sha256 for a in d.attachments])
+        self.writes.alias(d.relationship_id, buyer, seller, buyer_alias.lower(),
+                          seller_alias.lower())
+        await self.writes.message(conn, message_row(d, "addressed"))
+        self.writes.own(d.sender_party_id, [a.sha256 for a in d.attachments])
         return []
-
-    async def _upsert_message(self, conn: asyncpg.Connection, d: Any, status: str) -> None:
-        s = self.s
-        await conn.execute(
-            f"""INSERT INTO {s}.messages AS m (message_id, conversation_id, relationship_id,
-                order_id, sender_party_id, recipient_party_id, sender_role, channel,
-                contact_reason, subject, text, html, in_reply_to, attachments, submitted_at,
-                status)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                ON CONFLICT (message_id) DO UPDATE SET conversation_id = $2,
-                relationship_id = $3, order_id = COALESCE($4, m.order_id),
-                sender_party_id = $5, recipient_party_id = $6, sender_role = $7,
-                in_reply_to = COALESCE($13, m.in_reply_to),
-                status = {_STATUS.format(new="$16")}""",
-            d.message_id, d.conversation_id, d.relationship_id, d.order_id, d.sender_party_id,
-            d.recipient_party_id, d.sender_role, getattr(d, "channel", None),
-            getattr(d, "contact_reason", None), d.subject, d.text, d.html, d.in_reply_to,
-            json.dumps([a.model_dump(mode="json") for a in d.attachments]), d.submitted_at,
-            status)
 
     async def on_delivered(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         d: p.Delivered = incoming.event.data  # type: ignore[assignment]
-        await self._upsert_message(conn, d, "delivered")
+        await self.writes.message(conn, message_row(d, "delivered"))
         # The recipient has the files now: they may send them on (as they could re-upload).
-        await own_attachments(conn, self.s, d.recipient_party_id,
-                              [a.sha256 for a in d.attachments])
-        # The delivered text is what the recipient saw (delivery sanitizes HTML): keep it.
-        # A message that bounced before delivery is never delivered after; the guard keeps
-        # the status final whatever order the topics are read in.
-        await conn.execute(
-            f"""UPDATE {self.s}.messages SET delivered_at = $2,
-                status = CASE WHEN status = 'bounced' THEN status ELSE 'delivered' END,
-                subject = $3, text = $4, html = $5 WHERE message_id = $1""",
-            d.message_id, d.delivered_at, d.subject, d.text, d.html)
+        self.writes.own(d.recipient_party_id, [a.sha256 for a in d.attachments])
+        await self.writes.deliver(conn, d.message_id, d.delivered_at, d.subject, d.text, d.html)
         return []
 
     async def on_bounced(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:

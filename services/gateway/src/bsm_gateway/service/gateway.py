@@ -73,7 +73,7 @@ class Gateway:
         self.token_key = settings.token_key_bytes()
         self.files = Files(self, LocalBlobStore(settings.blob_dir))
         self.keyring = rm.keyring
-        self.names = names or Names(rm.s, rm.keyring)
+        self.names = names or Names(rm.s, rm.keyring, rm.writes)
         self.inbox = Inbox(self)
         self.templates = Templates(self)
         self.parties = Parties(self)

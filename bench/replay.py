@@ -34,7 +34,7 @@ from bsm_metrics.replay import replay  # noqa: E402
 from bsm_shared.contract.signing import Signer, Verifier, load_private_key  # noqa: E402
 from bsm_shared.topics import Topic, TopicNames  # noqa: E402
 
-TARGET = 50_000.0
+TARGET = 100_000.0  # issue 14, item 7
 T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
 
 

@@ -4,7 +4,7 @@ Writes N realistic, signed events — orders, approvals, deliveries in both dire
 and "no response needed" marks, in the proportions of a real conversation — to a topic set of
 its own (prefix ``bench<id>.``), archives their ids in a schema of its own as the live record
 would have, runs :func:`bsm_metrics.replay.replay` over them and prints events/s and the ratio
-to the target (50,000 events/s). The topics and schemas are removed afterwards.
+to the target (100,000 events/s, issue 14). The topics and schemas are removed afterwards.
 
     .venv/bin/python bench/replay.py --events 100000
 """

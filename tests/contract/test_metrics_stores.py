@@ -90,3 +90,24 @@ async def test_a_batch_that_buffers_the_insert_only_operations_leaves_the_same_t
         assert tables[0] == tables[1]
     finally:
         await pool.close()
+
+
+async def test_an_exclusion_that_comes_before_its_message_is_taken_when_the_message_arrives(conn):
+    from tests.metrics_support import delivered, marked
+
+    c, schema = conn
+    early = [marked("q-early", T0, party="s-1"),
+             reported("q-reported", T0, reporter="b-1")]
+    messages = [delivered(m, conversation="c-" + m, sender_role="buyer", at=T0, seller="s-1")
+                for m in ("q-early", "q-reported", "q-plain")]
+    memory, pg = p.InMemoryProjections(), PgProjections(c, schema)
+    for e in [*early, *messages]:
+        for op in p.operations(e):
+            memory.apply(op)
+            await pg.apply(op)
+    rows = {r["message_id"]: r["excluded"] for r in await c.fetch(
+        f"SELECT message_id, excluded FROM {schema}.rt_buyer_messages")}
+    assert rows == {"q-early": "no_response_needed", "q-reported": "reported", "q-plain": None}
+    assert rows == {m: t.excluded for m, t in memory.tracked.items()}
+    assert await c.fetchval(f"SELECT count(*) FROM {schema}.rt_excluded_early") == 0
+    assert memory.excluded_early == {}

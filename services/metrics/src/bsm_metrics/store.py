@@ -85,17 +85,17 @@ class PgProjections:
             self.buffer.append(op)
             return
         if isinstance(op, p.BuyerMessage):
-            # An exclusion may have arrived first (another topic): it is kept until then.
+            # An exclusion may have arrived first (another topic): it is kept until then, and
+            # taken (deleted) as the message is written — one statement, one round trip.
             await self.c.execute(
-                f"""INSERT INTO {s}.rt_buyer_messages (message_id, seller_id, buyer_id,
+                f"""WITH early AS (DELETE FROM {s}.rt_excluded_early WHERE message_id = $1
+                                   RETURNING reason)
+                    INSERT INTO {s}.rt_buyer_messages (message_id, seller_id, buyer_id,
                         conversation_id, submitted_at, excluded)
-                    VALUES ($1, $2, $3, $4, $5,
-                        (SELECT reason FROM {s}.rt_excluded_early WHERE message_id = $1))
+                    VALUES ($1, $2, $3, $4, $5, (SELECT reason FROM early))
                     ON CONFLICT (message_id) DO NOTHING""",
                 op.message_id, op.seller_id, op.buyer_id, op.conversation_id, op.submitted_at,
             )
-            await self.c.execute(f"DELETE FROM {s}.rt_excluded_early WHERE message_id = $1",
-                                 op.message_id)
         elif isinstance(op, p.SellerReply):
             await self.c.execute(
                 f"""UPDATE {s}.rt_buyer_messages SET answered_at = $2, reply_id = $3

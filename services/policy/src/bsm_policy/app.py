@@ -436,7 +436,9 @@ class PolicyHandlers(BatchHooks):
                 # Another instance took the last slot between our read and our increment.
                 full = replace(seller, sent_today=seller.daily_limit or 0)
                 decision = engine.decide(msg, replace(ctx, seller=full), sender_name=name)
-        if decision.verdict == "approved":
+        if decision.verdict == "approved" and not ctx.known_buyer:
+            # The first approved message of a pair makes the contact; later ones find it (read
+            # in this transaction, or preloaded and kept true by the batch) and write nothing.
             await conn.execute(
                 f"INSERT INTO {s}.contacts (seller_id, buyer_id) VALUES ($1, $2) "
                 f"ON CONFLICT DO NOTHING",

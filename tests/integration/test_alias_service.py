@@ -206,3 +206,46 @@ async def test_a_batch_with_its_parties_new_pairs_and_a_reply_to_its_own_message
     assert by_id[reply]["relationship_id"] == by_id[m1]["relationship_id"] \
         == by_id[m2]["relationship_id"] != by_id[m3]["relationship_id"]
     assert by_id[reply]["recipient_alias"] == by_id[m1]["sender_alias"]
+
+
+async def test_a_batch_addresses_each_message_id_once_whether_seen_before_or_twice_in_it(
+    kafka, prefix, settings_for, env
+):
+    """Set-based writes (issue 14): a batch records its messages in one statement at its end;
+    a message id addressed in an earlier batch, or submitted twice within the batch (under new
+    event ids), is still addressed exactly once, and a reply in the batch threads on the
+    message the batch itself recorded."""
+    from bsm_shared.runtime.db import create_pool
+
+    settings = settings_for(AliasSettings, "alias")
+    b, s = "b-" + uid(), "s-" + uid()
+    earlier, twice, reply = ("m-" + uid() for _ in range(3))
+    await kafka.publish(prefix + "bsm.parties", party(b, "buyer", f"{b}@x.example", "Ana"), b)
+    await kafka.publish(prefix + "bsm.parties", party(s, "seller", f"{s}@x.example", "S"), s)
+    await kafka.publish(prefix + "bsm.messages.submitted", message(earlier, b, s), b)
+    async with running(create_runtime(settings)):
+        await kafka.collect(prefix + "bsm.messages.addressed",
+                            lambda e: e["data"]["message_id"] == earlier)
+    # Service stopped: the next records arrive together, in one batch.
+    for mid in (earlier, twice, twice):
+        await kafka.publish(prefix + "bsm.messages.submitted", message(mid, b, s), b)
+    await kafka.publish(prefix + "bsm.messages.submitted",
+                        message(reply, s, b, in_reply_to=twice), b)
+    async with running(create_runtime(settings)) as rt:
+        events = await kafka.collect(
+            prefix + "bsm.messages.addressed",
+            lambda e: e["data"]["message_id"] in {earlier, twice, reply}, count=3, settle=2.0)
+        applied = rt.consumer.applied
+    ids = sorted(e["data"]["message_id"] for e in events)
+    assert ids == sorted([earlier, twice, reply])  # nothing addressed twice
+    by_id = {e["data"]["message_id"]: e["data"] for e in events}
+    assert by_id[reply]["conversation_id"] == by_id[twice]["conversation_id"]
+    assert applied == 4  # the second batch's four events, each applied (duplicates ignored)
+    pool = await create_pool(env["BSM_DATABASE_URL"], size=1)
+    try:
+        rows = await pool.fetchval(
+            f"SELECT count(*) FROM {settings.db_schema}.messages "
+            f"WHERE message_id = ANY($1::text[])", [earlier, twice, reply])
+    finally:
+        await pool.close()
+    assert rows == 3

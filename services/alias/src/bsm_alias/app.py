@@ -75,14 +75,20 @@ class AliasHandlers(BatchHooks):
 
     async def preload(self, conn: asyncpg.Connection, topic: Topic,
                       events: Sequence[Incoming]) -> None:
-        """A batch of submitted messages: their parties, relationships and answered messages
-        in three queries, instead of three to five per message."""
+        """A batch of submitted messages: their parties, relationships, the messages they
+        answer and whether each was addressed before, in three queries, instead of three to
+        five per message."""
         if topic != Topic.SUBMITTED:
             return
         msgs = [e.event.data for e in events]
         await self.store(conn).preload(
             [pid for m in msgs for pid in (m.sender.party_id, m.recipient.party_id) if pid],
-            [m.in_reply_to for m in msgs if m.in_reply_to])
+            [m.in_reply_to for m in msgs if m.in_reply_to],
+            own=[m.message_id for m in msgs])
+
+    async def end(self, conn: asyncpg.Connection) -> None:
+        """The messages the batch recorded, in one statement (was one per message)."""
+        await self.store(conn).write_recorded()
 
     async def on_parties(self, conn: asyncpg.Connection, incoming: Incoming) -> list[Outgoing]:
         data = incoming.event.data

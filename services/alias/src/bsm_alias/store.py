@@ -8,6 +8,7 @@ pair, one relationship, forever).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,13 @@ class Loaded:
     parties: dict[str, Any] = field(default_factory=dict)
     relationships: dict[tuple[str, str], Relationship | None] = field(default_factory=dict)
     messages: dict[str, PriorMessage | None] = field(default_factory=dict)
+    #: Messages the batch records, written at its end in one statement (:meth:`AliasStore.
+    #: write_recorded`); only for ids the preload read as absent.
+    recorded: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
+
+
+class RecordedMeanwhile(Exception):
+    """Messages of a batch that another instance recorded after the batch's preload."""
 
 
 class AliasStore:
@@ -118,9 +126,11 @@ class AliasStore:
     _RELATIONSHIP = "relationship_id, buyer_id, seller_id, buyer_alias, seller_alias"
     _MESSAGE = "message_id, conversation_id, relationship_id, conversation_started_by"
 
-    async def preload(self, party_ids: list[str], replies_to: list[str]) -> None:
+    async def preload(self, party_ids: list[str], replies_to: list[str],
+                      own: Sequence[str] = ()) -> None:
         """Read, for a batch of messages, their parties, the relationships between them and
-        the messages they answer: three queries whatever the batch's size."""
+        the messages they answer or are (``own``: whether each was addressed before): three
+        queries whatever the batch's size."""
         ids = sorted(set(party_ids))
         rows = await self.c.fetch(self._party_sql("p.party_id = ANY($1::text[])"), ids)
         self.loaded.parties.update(dict.fromkeys(ids))
@@ -135,8 +145,8 @@ class AliasStore:
                 buyers, sellers)
             self.loaded.relationships.update(
                 {(r["buyer_id"], r["seller_id"]): Relationship(**dict(r)) for r in found})
-        if replies_to:
-            wanted = sorted(set(replies_to))
+        if replies_to or own:
+            wanted = sorted({*replies_to, *own})
             found = await self.c.fetch(
                 f"SELECT {self._MESSAGE} FROM {self.s}.messages "
                 f"WHERE message_id = ANY($1::text[])", wanted)
@@ -288,7 +298,19 @@ class AliasStore:
         self, *, message_id: str, conversation_id: str, relationship_id: str, started_by: str,
         order_id: str | None,
     ) -> bool:
-        """Remember a message for threading; False if the message id was already addressed."""
+        """Remember a message for threading; False if the message id was already addressed.
+
+        In a batch whose preload read the id as absent, the row is buffered and written with
+        the batch's others at its end (:meth:`write_recorded`); a second message of the batch
+        with the same id then finds the first, as it would find the row."""
+        if self.loaded.messages.get(message_id, _MISSING) is None:  # preloaded: not there
+            self.loaded.recorded.append(
+                (message_id, conversation_id, relationship_id, started_by, order_id))
+            self.loaded.messages[message_id] = PriorMessage(
+                message_id, conversation_id, relationship_id, started_by)  # type: ignore[arg-type]
+            return True
+        if self.loaded.messages.get(message_id) is not None:  # preloaded, or earlier in the batch
+            return False
         recorded = bool(
             await self.c.fetchval(
                 f"INSERT INTO {self.s}.messages (message_id, conversation_id, relationship_id, "
@@ -302,6 +324,24 @@ class AliasStore:
             self.loaded.messages[message_id] = PriorMessage(
                 message_id, conversation_id, relationship_id, started_by)  # type: ignore[arg-type]
         return recorded
+
+    async def write_recorded(self) -> None:
+        """The batch's recorded messages, in one statement. A row another instance wrote since
+        the preload (the same message id submitted twice at once, to two instances) fails the
+        batch: applied again event by event, each message then records itself and the later
+        one is ignored as a duplicate."""
+        rows = self.loaded.recorded
+        if not rows:
+            return
+        written = await self.c.fetch(
+            f"""INSERT INTO {self.s}.messages (message_id, conversation_id, relationship_id,
+                    conversation_started_by, order_id)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                ON CONFLICT DO NOTHING RETURNING message_id""",
+            *[list(column) for column in zip(*rows, strict=True)])
+        if len(written) != len(rows):
+            raise RecordedMeanwhile(sorted({r[0] for r in rows} - {w[0] for w in written}))
+        rows.clear()
 
     # -- the mail door ------------------------------------------------------------------------
     async def replace_senders(self, seller_id: str, state: str, addresses: list[str]) -> None:

@@ -71,15 +71,32 @@ def unstorable(value: str) -> str | None:
     """Why ``value`` cannot be stored or encoded (``U+0000`` or ``a lone surrogate``), or None."""
     if "\x00" in value:
         return f"U+0000 (NUL) at character {value.index(chr(0))}"
-    m = _SURROGATE.search(value)
-    if m is not None:
-        return f"a lone surrogate (U+{ord(m.group(0)):04X}) at character {m.start()}"
+    if not value.isascii():
+        # Strict UTF-8 refuses exactly the surrogate code points, at the first one; in C, so
+        # ≈ 15× faster than a regular expression over the text (every event is checked twice).
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
+                    f"{exc.start}")
     return None
+
+
+def _any_unstorable(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return unstorable(obj) is not None
+    if isinstance(obj, dict):
+        return any(unstorable(str(k)) is not None or _any_unstorable(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_any_unstorable(v) for v in obj)
+    return False
 
 
 def find_unstorable(obj: Any, path: str = "") -> tuple[str, str] | None:
     """The first string (key or value) in a decoded JSON object that cannot be stored:
     ``(path, reason)``, or None. Paths read like ``data.attachments.0.filename``."""
+    if not _any_unstorable(obj):  # the common case, without building a path per string
+        return None
     for where, text in _strings(obj, path):
         reason = unstorable(text)
         if reason is not None:

@@ -44,6 +44,7 @@ from bsm_devstack.chaos.model import (
     Position,
     Result,
 )
+from bsm_shared.runtime.settings import DEFAULT_SMTP_CONNECTIONS
 
 SUBMITTED = "bsm.messages.submitted"
 ADDRESSED = "bsm.messages.addressed"
@@ -57,7 +58,7 @@ KIND_OF_TYPE = {"Delivered": DELIVERED, "Bounced": BOUNCED}
 
 @dataclass
 class Targets:
-    smtp_lanes: int = 4  # BSM_DELIVERY_SMTP_CONNECTIONS
+    smtp_lanes: int = DEFAULT_SMTP_CONNECTIONS  # BSM_DELIVERY_SMTP_CONNECTIONS
     lag_bound_seconds: float = 180.0
 
 

@@ -47,6 +47,7 @@ from bsm_devstack.envfile import read_env_file
 from bsm_devstack.paths import StackPaths
 from bsm_devstack.topology import Topology
 from bsm_devstack.ui import StackError
+from bsm_shared.runtime.settings import DEFAULT_SMTP_CONNECTIONS
 
 
 #: About how long one fault takes (the kill, the time down, the restart) on the 2-core box.
@@ -360,7 +361,8 @@ class Run:
             await self.observer.stop()
             await self.doors.stop()
         lanes = int(os.environ.get("BSM_DELIVERY_SMTP_CONNECTIONS")
-                    or self.env.get("BSM_DELIVERY_SMTP_CONNECTIONS") or 4)
+                    or self.env.get("BSM_DELIVERY_SMTP_CONNECTIONS")
+                    or DEFAULT_SMTP_CONNECTIONS)
         verdict = checker.check(self.results, obs,
                                 checker.Targets(smtp_lanes=lanes, lag_bound_seconds=self.cfg.lag_bound))
         self.timings["total"] = time.monotonic() - t0

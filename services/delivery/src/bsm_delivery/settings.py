@@ -7,7 +7,7 @@ import base64
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from bsm_shared.runtime.settings import ServiceSettings
+from bsm_shared.runtime.settings import DEFAULT_SMTP_CONNECTIONS, ServiceSettings
 
 
 class DeliverySettings(ServiceSettings):
@@ -25,7 +25,8 @@ class DeliverySettings(ServiceSettings):
     first_retry_seconds: float = Field(default=5.0, gt=0, description="First retry delay.")
     batch_size: int = Field(default=200, ge=1, le=1000, description="Mails per worker batch.")
     smtp_connections: int = Field(
-        default=4, ge=1, le=64, description="SMTP connections a worker batch uses at once."
+        default=DEFAULT_SMTP_CONNECTIONS, ge=1, le=64,
+        description="SMTP connections a worker batch uses at once (mails in flight).",
     )
 
     verp_key: SecretStr | None = Field(

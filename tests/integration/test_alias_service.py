@@ -249,3 +249,37 @@ async def test_a_batch_addresses_each_message_id_once_whether_seen_before_or_twi
     finally:
         await pool.close()
     assert rows == 3
+
+
+async def test_a_batch_of_messages_to_aliases_reads_the_aliases_at_once_and_resolves_each(
+    kafka, prefix, settings_for
+):
+    """Set-based loading (issue 14): messages addressed to alias addresses (as the mail door
+    and API callers send them) are resolved from one read of the batch's aliases; a known
+    alias finds its relationship and party, an alias nobody has bounces (A4)."""
+    settings = settings_for(AliasSettings, "alias", party_wait_seconds=0.0)
+    b, s = "b-" + uid(), "s-" + uid()
+    first, to_alias, again, nowhere = ("m-" + uid() for _ in range(4))
+    await kafka.publish(prefix + "bsm.parties", party(b, "buyer", f"{b}@x.example", "Ana"), b)
+    await kafka.publish(prefix + "bsm.parties", party(s, "seller", f"{s}@x.example", "S"), s)
+    await kafka.publish(prefix + "bsm.messages.submitted", message(first, b, s), b)
+    async with running(create_runtime(settings)):
+        [made] = await kafka.collect(prefix + "bsm.messages.addressed",
+                                     lambda e: e["data"]["message_id"] == first)
+    seller_alias = made["data"]["recipient_alias"]  # the seller's alias for this buyer
+    for mid, address in ((to_alias, seller_alias), (again, seller_alias.upper()),
+                         (nowhere, f"zz{uid()}@{seller_alias.split('@')[1]}")):
+        data = {"message_id": mid, "channel": "api", "sender": {"party_id": b},
+                "recipient": {"address": address}, "subject": "Hola", "text": "¿Y mi pedido?",
+                "submitted_at": "2026-11-01T10:00:00Z"}
+        await kafka.publish(prefix + "bsm.messages.submitted",
+                            platform_event("MessageSubmitted", data, mid), b)
+    async with running(create_runtime(settings)):
+        addressed = await kafka.collect(
+            prefix + "bsm.messages.addressed",
+            lambda e: e["data"]["message_id"] in {to_alias, again}, count=2)
+        [bounce] = await kafka.collect(prefix + "bsm.messages.bounced",
+                                       lambda e: e["data"]["message_id"] == nowhere)
+    assert {e["data"]["recipient_party_id"] for e in addressed} == {s}
+    assert {e["data"]["relationship_id"] for e in addressed} == {made["data"]["relationship_id"]}
+    assert bounce["data"]["stage"] == "alias" and bounce["data"]["rule"]

@@ -84,7 +84,10 @@ class AliasHandlers(BatchHooks):
         await self.store(conn).preload(
             [pid for m in msgs for pid in (m.sender.party_id, m.recipient.party_id) if pid],
             [m.in_reply_to for m in msgs if m.in_reply_to],
-            own=[m.message_id for m in msgs])
+            own=[m.message_id for m in msgs],
+            aliases=[local for m in msgs if not m.recipient.party_id and m.recipient.address
+                     for local in [core.alias_local_part(m.recipient.address,
+                                                         self.settings.mail_domain)] if local])
 
     async def end(self, conn: asyncpg.Connection) -> None:
         """The messages the batch recorded, in one statement (was one per message)."""

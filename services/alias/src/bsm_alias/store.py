@@ -95,9 +95,16 @@ class Loaded:
     parties: dict[str, Any] = field(default_factory=dict)
     relationships: dict[tuple[str, str], Relationship | None] = field(default_factory=dict)
     messages: dict[str, PriorMessage | None] = field(default_factory=dict)
+    #: Alias local part → its relationship and the party it stands for.
+    aliases: dict[str, tuple[Relationship, str] | None] = field(default_factory=dict)
     #: Messages the batch records, written at its end in one statement (:meth:`AliasStore.
     #: write_recorded`); only for ids the preload read as absent.
     recorded: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
+
+
+def _relationship_of(row: Any) -> Relationship:
+    return Relationship(row["relationship_id"], row["buyer_id"], row["seller_id"],
+                        row["buyer_alias"], row["seller_alias"])
 
 
 class RecordedMeanwhile(Exception):
@@ -127,10 +134,19 @@ class AliasStore:
     _MESSAGE = "message_id, conversation_id, relationship_id, conversation_started_by"
 
     async def preload(self, party_ids: list[str], replies_to: list[str],
-                      own: Sequence[str] = ()) -> None:
-        """Read, for a batch of messages, their parties, the relationships between them and
-        the messages they answer or are (``own``: whether each was addressed before): three
-        queries whatever the batch's size."""
+                      own: Sequence[str] = (), aliases: Sequence[str] = ()) -> None:
+        """Read, for a batch of messages, the aliases they are addressed to, their parties,
+        the relationships between them and the messages they answer or are (``own``: whether
+        each was addressed before): four queries at most, whatever the batch's size."""
+        if aliases:
+            wanted_aliases = sorted(set(aliases))
+            found_aliases = await self.c.fetch(
+                f"{self._BY_ALIAS.format(s=self.s)} WHERE a.local_part = ANY($1::text[])",
+                wanted_aliases)
+            self.loaded.aliases.update(dict.fromkeys(wanted_aliases))
+            for r in found_aliases:
+                self.loaded.aliases[r["local_part"]] = (_relationship_of(r), r["party_id"])
+            party_ids = [*party_ids, *(r["party_id"] for r in found_aliases)]
         ids = sorted(set(party_ids))
         rows = await self.c.fetch(self._party_sql("p.party_id = ANY($1::text[])"), ids)
         self.loaded.parties.update(dict.fromkeys(ids))
@@ -216,26 +232,26 @@ class AliasStore:
             sealed = await self.keyring.seal(self.c, row["party_id"], "display_name", name)
         return Party(row["party_id"], row["role"], name, row["locale"], sealed_name=sealed)
 
+    #: An alias with its relationship (one join; ``local_part`` to filter on).
+    _BY_ALIAS = (
+        "SELECT a.local_part, a.party_id, r.relationship_id, r.buyer_id, r.seller_id, "
+        "r.buyer_alias, r.seller_alias FROM {s}.aliases a "
+        "JOIN {s}.relationships r ON r.relationship_id = a.relationship_id"
+    )
+
     async def by_alias(self, local_part: str) -> tuple[Relationship, Party] | None:
-        row = await self.c.fetchrow(
-            f"SELECT relationship_id, party_id FROM {self.s}.aliases WHERE local_part = $1",
-            local_part,
-        )
-        if row is None:
+        known = self.loaded.aliases.get(local_part, _MISSING)
+        if known is _MISSING:
+            row = await self.c.fetchrow(
+                f"{self._BY_ALIAS.format(s=self.s)} WHERE a.local_part = $1", local_part)
+            known = (_relationship_of(row), row["party_id"]) if row else None
+        if known is None:
             return None
-        rel = await self.relationship_by_id(row["relationship_id"])
-        party = await self.party(row["party_id"])
-        if rel is None or party is None:
+        rel, party_id = known  # type: ignore[misc]
+        party = await self.party(party_id)
+        if party is None:
             return None
         return rel, party
-
-    async def relationship_by_id(self, relationship_id: str) -> Relationship | None:
-        row = await self.c.fetchrow(
-            f"SELECT relationship_id, buyer_id, seller_id, buyer_alias, seller_alias "
-            f"FROM {self.s}.relationships WHERE relationship_id = $1",
-            relationship_id,
-        )
-        return Relationship(**dict(row)) if row else None
 
     async def relationship(self, buyer_id: str, seller_id: str, new_id: str) -> Relationship:
         """The pair's relationship, created with two fresh random aliases the first time.
@@ -281,7 +297,11 @@ class AliasStore:
             f"VALUES ($1, $2, $3)",
             [(buyer_alias, new_id, buyer_id), (seller_alias, new_id, seller_id)],
         )
-        return Relationship(new_id, buyer_id, seller_id, buyer_alias, seller_alias)
+        created_rel = Relationship(new_id, buyer_id, seller_id, buyer_alias, seller_alias)
+        for local, party_id in ((buyer_alias, buyer_id), (seller_alias, seller_id)):
+            if local in self.loaded.aliases:  # the batch's preload read it as absent
+                self.loaded.aliases[local] = (created_rel, party_id)
+        return created_rel
 
     async def prior_message(self, message_id: str) -> PriorMessage | None:
         known = self.loaded.messages.get(message_id, _MISSING)
@@ -359,16 +379,17 @@ class AliasStore:
 
     async def sender_facts(self, address: str) -> SenderFacts:
         index = self.vault.blind_index(address)
-        registered = await self.c.fetch(
-            f"SELECT party_id FROM {self.s}.parties WHERE email_index = $1", index
-        )
-        listed = await self.c.fetch(
-            f"SELECT seller_id, state FROM {self.s}.seller_senders WHERE email_index = $1", index
+        rows = await self.c.fetch(  # both tables in one round trip
+            f"""SELECT party_id AS id, 'registered' AS state FROM {self.s}.parties
+                WHERE email_index = $1
+                UNION ALL
+                SELECT seller_id, state FROM {self.s}.seller_senders WHERE email_index = $1""",
+            index,
         )
         return SenderFacts(
-            registered_party_ids=frozenset(r["party_id"] for r in registered),
-            authorized_for=frozenset(r["seller_id"] for r in listed if r["state"] == "approved"),
-            blocked_for=frozenset(r["seller_id"] for r in listed if r["state"] == "blocked"),
+            registered_party_ids=frozenset(r["id"] for r in rows if r["state"] == "registered"),
+            authorized_for=frozenset(r["id"] for r in rows if r["state"] == "approved"),
+            blocked_for=frozenset(r["id"] for r in rows if r["state"] == "blocked"),
         )
 
     async def registered_email(self, party_id: str) -> str | None:

@@ -8,8 +8,9 @@ Four phases in one run, each with the CPU every process spent (``/proc/<pid>/sta
    ``--bare-messages`` records the size of a ``MessageSubmitted``;
 2. **bsm burst** — ``--messages`` ``MessageSubmitted`` on ``bsm.messages.submitted`` as fast as
    the producer goes, until every one has its outcome (``Delivered`` or ``Bounced``);
-3. **bsm steady** — open loop at half the burst's rate for ``--steady-seconds``: latency from
-   submission to the outcome's broker timestamp (p50, p99, max);
+3. **bsm steady** — open loop at half the burst's rate (or ``--steady-rate``) for
+   ``--steady-seconds``: latency from submission to the outcome's broker timestamp (p50, p99,
+   max);
 4. **decision path** — another burst, measured to ``PolicyChecked`` (alias → policy alone;
    delivery keeps running, as it must on a shared stack).
 
@@ -18,6 +19,7 @@ ms``. Addresses come from ``.stack/env`` (``BSM_STACK_PORT_OFFSET`` applies); th
 from its own records (``.stack/run``, PostgreSQL's ``postmaster.pid``).
 
     .venv/bin/python bench/throughput.py [--messages 2000] [--pairs 50] [--bare-messages 20000]
+                                         [--steady-rate R]
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ async def main(args: argparse.Namespace) -> int:
                                 kinds=OUTCOMES, rate=None, timeout=args.timeout)
         phases.append(burst)
         console.print(f"  bsm burst: {burst.rate:,.0f} msg/s")
-        half = max(burst.rate / 2, 1.0)
+        # Half the burst's rate, or the rate asked for (to compare runs at one rate).
+        half = args.steady_rate or max(burst.rate / 2, 1.0)
         steady_n = max(int(half * args.steady_seconds), 10)
         phases.append(await bsm_phase("bsm steady", prod, watch, pair_list,
                                       [f"bs-{run}-{k}" for k in range(steady_n)], roots,
@@ -254,6 +257,9 @@ if __name__ == "__main__":
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--bare-messages", type=int, default=20000)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--steady-rate", type=float, default=None,
+                        help="msg/s of the open loop (default: half the burst's rate); the last "
+                        "line's p99 is then at this rate")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="longest wait for one phase's outcomes")
     sys.exit(asyncio.run(main(parser.parse_args())))

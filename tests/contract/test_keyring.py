@@ -113,3 +113,34 @@ async def test_the_key_cache_forgets_expired_parties_that_are_never_looked_up_ag
         assert ring.cached_keys() == 3  # bounded
         clock.now = 31.0
         assert ring.cached_keys() == 0  # expired entries go without being asked for
+
+
+async def test_a_key_made_in_a_transaction_that_rolled_back_is_not_used_again(db):
+    """A batch's transaction made a party's key, then failed (a deadlock, retried): the key
+    never reached the table. The retry must make the key anew, not seal with the one this
+    process remembered: a name sealed with it would open nowhere, read as an erased party."""
+    pool, keyring = db
+    kr = keyring()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await kr.seal(conn, "buyer-rb", "display_name", "Ana")
+        await tx.rollback()
+        async with conn.transaction():  # the retry
+            token = await kr.seal(conn, "buyer-rb", "display_name", "Ana García")
+        assert await keyring().open(conn, token, "display_name") == "Ana García"  # elsewhere
+        assert await kr.open(conn, token, "display_name") == "Ana García"  # and here
+
+
+async def test_a_remembered_key_that_no_longer_opens_a_value_is_read_again(db):
+    """Another process made the party's key after this one remembered a key that was rolled
+    back: opening that process's value reads the key again instead of calling it erased."""
+    pool, keyring = db
+    here, there = keyring(), keyring()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await here.seal(conn, "buyer-2p", "display_name", "x")  # remembered, then rolled back
+        await tx.rollback()
+        token = await there.seal(conn, "buyer-2p", "display_name", "Ana García")
+        assert await here.open(conn, token, "display_name") == "Ana García"

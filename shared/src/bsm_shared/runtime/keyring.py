@@ -102,8 +102,14 @@ class Keyring:
         self._cache.expire()
         return len(self._cache)
 
-    async def _key(self, conn: asyncpg.Connection, party_id: str, *, create: bool) -> AESGCM | None:
-        key = self._cached(party_id)
+    async def _key(self, conn: asyncpg.Connection, party_id: str, *, create: bool,
+                   fresh: bool = False) -> AESGCM | None:
+        """The party's key. Sealing (``create``) never trusts the memory: a key this process
+        made or read inside a transaction that then rolled back (a batch retried after a
+        deadlock) is remembered but is in no table, and a value sealed with it would open
+        nowhere. So ``seal`` reads the row in the caller's transaction, making it if missing;
+        reads take the remembered key (``open`` reads again, ``fresh``, when it fails)."""
+        key = None if create or fresh else self._cached(party_id)
         if key is not None:
             return key
         wrapped = await conn.fetchval(
@@ -162,14 +168,19 @@ class Keyring:
         if party_id is not None and owner != party_id:
             return None
         party_id = owner
-        key = await self._key(conn, party_id, create=False)
-        if key is None:
-            return None
         try:
             blob = base64.b64decode(value.rpartition(":")[2], validate=True)
-            return key.decrypt(blob[:12], blob[12:], f"{party_id}:{field}".encode()).decode()
-        except (ValueError, InvalidTag):
+        except ValueError:
             return None
+        for fresh in (False, True):
+            key = await self._key(conn, party_id, create=False, fresh=fresh)
+            if key is None:
+                return None
+            try:
+                return key.decrypt(blob[:12], blob[12:], f"{party_id}:{field}".encode()).decode()
+            except (ValueError, InvalidTag):
+                continue  # perhaps a remembered key that was rolled back: read it again
+        return None
 
     # -- erasure ---------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ import base64
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from tests.dsn_support import dsn_mail, sink_by_message_id
 from tests.gateway_support import auth as gateway_auth
 from tests.gateway_support import eventually
 from tests.factories import uid
-from tests.mail_support import all_text, asmtp_send, corpus_mail
+from tests.mail_support import all_text, asmtp_send, corpus_mail, recent_paths
 from tests.stack import platform_event
 
 
@@ -82,7 +81,7 @@ async def test_a_seller_replying_from_outlook_reaches_the_buyer_once_from_the_al
         assert leak not in seen, f"{leak!r} reached the buyer"
     assert "mañana por mensajería" in reply.get_body(("plain",)).get_content()
     await asyncio.sleep(1.5)
-    copies = [p for p in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml")
+    copies = [p for p in recent_paths(env["BSM_MAIL_SINK_DIR"])
               if wanted.encode() in p.read_bytes()]
     assert len(copies) == 1, "the buyer receives the reply exactly once"
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from email import policy
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from bsm_devstack.mailsink import find_by_message_id
 from tests.factories import uid
 from tests.gateway_support import auth
+from tests.mail_support import recent_paths
 from tests.stack import ROOT, metrics_headers, platform_event
 
 
@@ -213,7 +213,7 @@ async def test_a_forged_approval_on_the_live_topic_delivers_nothing_and_is_flagg
                                     lambda e: e["data"]["message_id"] == mid, count=0, settle=1.0)
     assert delivered == []
     wanted = f"<{mid}@{env['BSM_MAIL_DOMAIN']}>"
-    for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
+    for path in recent_paths(env["BSM_MAIL_SINK_DIR"]):
         assert wanted not in path.read_text(errors="replace")
 
 

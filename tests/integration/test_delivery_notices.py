@@ -4,7 +4,6 @@ import asyncio
 import base64
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from bsm_delivery.app import create_runtime
 from bsm_delivery.settings import DeliverySettings
@@ -14,7 +13,7 @@ from bsm_shared.contract.signing import Signer, load_private_key
 from bsm_shared.contract.wire import build_event, to_wire
 from bsm_shared.runtime.transit import seal
 from tests.factories import uid
-from tests.mail_support import sink_mail
+from tests.mail_support import recent_paths, sink_mail
 from tests.stack import platform_event, running
 
 
@@ -63,6 +62,6 @@ async def test_a_sellers_bounce_notice_goes_to_the_customer_service_address_in_t
     assert seller_notice["Subject"] == "Votre message n'a pas été remis"
     assert "Règle: E6" in seller_notice.get_content()
     assert buyer_notice["Subject"] == "Il tuo messaggio non è stato consegnato"
-    assert not [p for p in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml")
+    assert not [p for p in recent_paths(env["BSM_MAIL_SINK_DIR"])
                 if f"notice-{stranger}".encode() in p.read_bytes()], \
         "no notice for a sender who is not a registered party"

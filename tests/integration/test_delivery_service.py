@@ -6,7 +6,6 @@ import email
 import uuid
 from datetime import UTC, datetime
 from email import policy
-from pathlib import Path
 
 from bsm_delivery.app import create_runtime
 from bsm_delivery.settings import DeliverySettings
@@ -17,6 +16,7 @@ from bsm_shared.contract.signing import Signer, load_private_key
 from bsm_shared.contract.wire import build_event, to_wire
 from bsm_shared.runtime import verp
 from tests.factories import policy_checked, uid
+from tests.mail_support import recent_paths
 from tests.stack import platform_event, running
 
 
@@ -36,7 +36,7 @@ def recipient(pid: str, address: str) -> bytes:
 
 
 def sink_mail(env, message_id: str) -> email.message.EmailMessage | None:
-    for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
+    for path in recent_paths(env["BSM_MAIL_SINK_DIR"]):
         mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         if mail["Message-ID"] == f"<{message_id}@{env['BSM_MAIL_DOMAIN']}>":
             return mail
@@ -178,7 +178,7 @@ async def sink_notice(env, message_id: str, timeout: float = 20.0):
     """The bounce notice about ``message_id`` in the mail sink, once it is there."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml"):
+        for path in recent_paths(env["BSM_MAIL_SINK_DIR"]):
             mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
             if mail["Message-ID"] == f"<notice-{message_id}@{env['BSM_MAIL_DOMAIN']}>":
                 return mail
@@ -257,7 +257,7 @@ async def test_a_report_for_an_unknown_message_or_a_bounced_one_changes_nothing(
 
 def sink_count(env, message_id: str) -> int:
     wanted = f"<{message_id}@{env['BSM_MAIL_DOMAIN']}>".encode()
-    return sum(1 for path in Path(env["BSM_MAIL_SINK_DIR"]).glob("*.eml")
+    return sum(1 for path in recent_paths(env["BSM_MAIL_SINK_DIR"])
                if wanted in path.read_bytes())
 
 

@@ -85,9 +85,8 @@ class AliasHandlers(BatchHooks):
             [pid for m in msgs for pid in (m.sender.party_id, m.recipient.party_id) if pid],
             [m.in_reply_to for m in msgs if m.in_reply_to],
             own=[m.message_id for m in msgs],
-            aliases=[local for m in msgs if not m.recipient.party_id and m.recipient.address
-                     for local in [core.alias_local_part(m.recipient.address,
-                                                         self.settings.mail_domain)] if local])
+            aliases=[local for m in msgs
+                     if (local := core.addressed_alias(m, self.settings.mail_domain))])
 
     async def end(self, conn: asyncpg.Connection) -> None:
         """The messages the batch recorded, in one statement (was one per message)."""
@@ -163,9 +162,8 @@ class AliasHandlers(BatchHooks):
             recipient = await store.party(msg.recipient.party_id)
             if recipient is None and not incoming.expired and wait > 0:
                 raise Defer(f"party:{msg.recipient.party_id}", wait)
-        elif msg.recipient.address:
-            local = core.alias_local_part(msg.recipient.address, domain)
-            found = await store.by_alias(local) if local else None
+        elif local := core.addressed_alias(msg, domain):
+            found = await store.by_alias(local)
             if found:
                 relationship, recipient = found
 

@@ -30,6 +30,14 @@ def alias_local_part(address: str, mail_domain: str) -> str | None:
     return local
 
 
+def addressed_alias(msg: MessageSubmitted, mail_domain: str) -> str | None:
+    """The alias local part a message is addressed to (a recipient given by address, not by
+    party id), or None."""
+    if msg.recipient.party_id or not msg.recipient.address:
+        return None
+    return alias_local_part(msg.recipient.address, mail_domain)
+
+
 @dataclass(frozen=True)
 class Party:
     party_id: str

@@ -28,7 +28,7 @@ from bsm_shared.runtime.transit import is_sealed
 from bsm_shared.topics import Topic
 
 from .auth import REACHED
-from .writes import MessageWrites, message_row
+from .writes import MessageWrites, insert_owners, message_row
 
 INPUTS = [
     Topic.PARTIES, Topic.ORDERS, Topic.ADDRESSED, Topic.DELIVERED, Topic.BOUNCED,
@@ -130,10 +130,8 @@ ADDRESS_FIELDS = ("authorized_senders", "blocked_senders", "customer_service_ema
 async def own_attachments(conn: Any, schema: str, party_id: str | None,
                           hashes: list[str]) -> None:
     """Record that ``party_id`` may reference these attachments (see ``attachment_owners``)."""
-    if party_id and hashes:
-        await conn.executemany(
-            f"INSERT INTO {check_ident(schema)}.attachment_owners (sha256, party_id) "
-            f"VALUES ($1, $2) ON CONFLICT DO NOTHING", [(h, party_id) for h in set(hashes)])
+    if party_id:
+        await insert_owners(conn, schema, [(h, party_id) for h in sorted(set(hashes))])
 
 
 async def owned_attachments(conn: Any, schema: str, party_id: str,

@@ -144,11 +144,18 @@ class MessageWrites:
                     WHERE m.message_id = u.message_id""",
                 *_columns(list(self.delivered.values()), 5))
         if self.owners:
-            await conn.execute(
-                f"""INSERT INTO {s}.attachment_owners (sha256, party_id)
-                    SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING""",
-                *_columns(sorted(self.owners), 2))
+            await insert_owners(conn, s, sorted(self.owners))
         self.clear()
+
+
+async def insert_owners(conn: Any, schema: str, pairs: list[tuple[str, str]]) -> None:
+    """Record who may reference which attachments: ``(sha256, party_id)`` pairs, one
+    statement (see ``attachment_owners``)."""
+    if pairs:
+        await conn.execute(
+            f"""INSERT INTO {check_ident(schema)}.attachment_owners (sha256, party_id)
+                SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING""",
+            *_columns(pairs, 2))
 
 
 def _columns(rows: list[tuple], width: int) -> list[list[Any]]:

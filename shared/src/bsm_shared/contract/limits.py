@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
 from typing import Any
 
 #: Largest event a stage writes (bytes of the signed JSON). Kafka's defaults are 1 MiB.
@@ -82,39 +81,32 @@ def unstorable(value: str) -> str | None:
     return None
 
 
-def _any_unstorable(obj: Any) -> bool:
-    if isinstance(obj, str):
-        return unstorable(obj) is not None
-    if isinstance(obj, dict):
-        return any(unstorable(str(k)) is not None or _any_unstorable(v) for k, v in obj.items())
-    if isinstance(obj, list):
-        return any(_any_unstorable(v) for v in obj)
-    return False
-
-
 def find_unstorable(obj: Any, path: str = "") -> tuple[str, str] | None:
     """The first string (key or value) in a decoded JSON object that cannot be stored:
     ``(path, reason)``, or None. Paths read like ``data.attachments.0.filename``."""
-    if not _any_unstorable(obj):  # the common case, without building a path per string
+    found = _find(obj)
+    if found is None:
         return None
-    for where, text in _strings(obj, path):
-        reason = unstorable(text)
-        if reason is not None:
-            return where or "(root)", reason
-    return None
+    parts, reason = found
+    return ".".join([path, *parts] if path else parts) or "(root)", reason
 
 
-def _strings(obj: Any, path: str) -> Iterator[tuple[str, str]]:
+def _find(obj: Any) -> tuple[list[str], str] | None:
+    """The first unstorable string under ``obj``: its path (built only for what is found, on
+    the way back up) and why."""
     if isinstance(obj, str):
-        yield path, obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            sub = f"{path}.{k}" if path else str(k)
-            yield sub, str(k)
-            yield from _strings(v, sub)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _strings(v, f"{path}.{i}" if path else str(i))
+        reason = unstorable(obj)
+        return ([], reason) if reason is not None else None
+    items = (obj.items() if isinstance(obj, dict)
+             else enumerate(obj) if isinstance(obj, list) else ())
+    for k, v in items:
+        key = str(k)
+        reason = unstorable(key) if isinstance(obj, dict) else None
+        found = ([], reason) if reason is not None else _find(v)
+        if found is not None:
+            found[0].insert(0, key)
+            return found
+    return None
 
 
 def body_bytes(text: str | None, html: str | None) -> int:

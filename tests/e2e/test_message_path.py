@@ -54,7 +54,25 @@ def bearer(env, party_id: str) -> dict[str, str]:
     return auth(env, party_id, "buyer" if party_id.startswith("buyer-") else "seller")
 
 
+async def visible_to(env, party_id: str, message_id: str, timeout: float = 30.0) -> None:
+    """Wait until the gateway shows the message to the party: a recipient sees it once the
+    gateway has read its `Delivered`, which can come a moment after the mail reached the sink."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
+        while True:
+            response = await client.get(f"/v1/messages/{message_id}",
+                                        headers=bearer(env, party_id))
+            if response.status_code == 200:
+                return
+            assert response.status_code == 404, response.text
+            assert time.monotonic() < deadline, f"{message_id} never shown to {party_id}"
+            await asyncio.sleep(0.1)
+
+
 async def send(env, sender_party_id: str, **body) -> str:
+    """Send as the party; a reply first waits until the party is shown what it answers."""
+    if body.get("in_reply_to"):
+        await visible_to(env, sender_party_id, body["in_reply_to"])
     async with httpx.AsyncClient(base_url=env["BSM_GATEWAY_URL"]) as client:
         response = await client.post("/v1/messages", json=body,
                                      headers=bearer(env, sender_party_id))

@@ -25,7 +25,7 @@ from rich.console import Console
 from bench.figures import Phase, peak_rss, rss_line, spread_line
 from bsm_devstack.chaos import content
 from bsm_devstack.chaos.content import Pair
-from bsm_devstack.health import bsm_groups
+from bsm_devstack.health import Probe, bsm_groups
 from bsm_devstack.topology import SERVICE_NAMES
 from bsm_shared.topics import Topic, TopicNames
 
@@ -101,7 +101,10 @@ class Watch:
     def __init__(self, env: dict[str, str]) -> None:
         self.consumer = AIOKafkaConsumer(
             *(TOPICS(t) for t in self.TOPICS), bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-            enable_auto_commit=False, auto_offset_reset="latest", max_partition_fetch_bytes=4 << 20)
+            enable_auto_commit=False, auto_offset_reset="latest", max_partition_fetch_bytes=4 << 20,
+            # Times come from the records (broker timestamps), not from when the bench reads
+            # them: a lingering fetch costs the figures nothing and the box fewer fetches.
+            fetch_max_wait_ms=200, fetch_min_bytes=64 << 10)
         self.seen: dict[str, dict[str, float]] = {}
         self.aliases: dict[str, tuple[str, str]] = {}  # message id → (sender's, recipient's)
         self.bounce_reasons: dict[str, str] = {}
@@ -232,6 +235,19 @@ def status(text: str) -> None:
     """A progress line that overwrites itself on a terminal (nothing in a log)."""
     if console.is_terminal:
         console.print(f"  {text}".ljust(60), end="\r")
+
+
+async def quiet(env: dict[str, str], timeout: float = 120.0) -> None:
+    """Wait until every bsm consumer group has read everything (twice in a row: a relay may
+    publish what the last batch recorded), so a phase does not pay for the one before it."""
+    deadline, calm = time.monotonic() + timeout, 0
+    async with Probe(env["KAFKA_BOOTSTRAP_SERVERS"]) as probe:
+        while calm < 2 and time.monotonic() < deadline:
+            lags = await probe.group_lags()
+            behind = sum(g.lag for g in lags.values())
+            calm = calm + 1 if all(g.caught_up for g in lags.values()) else 0
+            status(f"waiting for the consumers to catch up: {behind:,} records")
+            await asyncio.sleep(0.5)
 
 
 async def partition_spread(env: dict[str, str]) -> dict[str, list[int]]:

@@ -71,6 +71,22 @@ async def test_a_redelivered_batch_changes_nothing(pool):
     assert len(await outbox(pool, consumer)) == 1, "the dead letter is recorded once"
 
 
+async def test_the_relay_is_woken_only_after_a_batch_that_wrote_outbox_rows(pool):
+    """A batch that only changed tables (most of the gateway's and metrics') does not cost the
+    relay a transaction; one that wrote rows to publish (here a dead letter) wakes it."""
+    async def handle(conn, incoming):
+        return []
+
+    consumer = await consumer_with(pool, {Topic.SUBMITTED: handle})
+    woken: list[bool] = []
+    consumer._on_committed = woken.append
+    await consumer.consume([rec(1, message("a"))])
+    await consumer.consume([rec(2, b"{broken")])
+    await consumer.consume([rec(3, message("b"))])
+    assert woken == [False, True, False]
+    assert len(await outbox(pool, consumer)) == 1
+
+
 async def test_an_event_waiting_for_a_prerequisite_is_applied_when_it_arrives(pool):
     decided: list[tuple[str, bool]] = []
 

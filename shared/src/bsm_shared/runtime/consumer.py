@@ -190,7 +190,7 @@ class EventConsumer:
         verifier: Verifier,
         signer: Signer,
         handlers: dict[Topic, Handler],
-        on_committed: Callable[[], None] = lambda: None,
+        on_committed: Callable[[bool], None] = lambda wrote_outbox: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         accept_untrusted: bool = False,
         hooks: BatchHooks | None = None,
@@ -211,7 +211,10 @@ class EventConsumer:
         self._verifier = verifier
         self._signer = signer
         self._handlers = handlers
+        #: Called after a batch's (or a sweep's) transaction committed, with whether it wrote
+        #: outbox rows (the relay is woken only then; a service's workers every time).
         self._on_committed = on_committed
+        self._outbox_rows = 0
         self._clock = clock
         self.applied = 0
         self.duplicates = 0
@@ -298,6 +301,8 @@ class EventConsumer:
         Never raises for a bad event (it is dead-lettered) nor for an outage (retried here, with
         backoff): raising would make FastStream seek back and re-read the batch at once, in a
         loop without pause."""
+        self.metrics.batch_events.labels(self.name).observe(len(records))
+        rows_before = self._outbox_rows
         checked: list[Incoming | tuple[Record, str, str]] = []
         for record in records:
             try:
@@ -331,7 +336,7 @@ class EventConsumer:
                 attempt += 1
                 await self._failed_attempt("batch", attempt, exc)
         self.metrics.retry_attempt.labels(self.name, "batch").set(0)
-        self._on_committed()
+        self._on_committed(self._outbox_rows > rows_before)
 
     async def _failed_attempt(self, kind: str, attempt: int, exc: BaseException) -> None:
         """Count, show and wait after a failed attempt of ``kind`` work."""
@@ -486,7 +491,7 @@ class EventConsumer:
                 await self._failed_attempt("sweep", attempt, exc)
         self.metrics.retry_attempt.labels(self.name, "sweep").set(0)
         if rows:
-            self._on_committed()
+            self._on_committed(True)
         return len(rows)
 
     async def run_sweeper(self, every_seconds: float = 0.5) -> None:
@@ -576,6 +581,7 @@ class EventConsumer:
             # One signature for everything this batch publishes (a Merkle root, see
             # ``contract.signing``), written in the same transaction as its effects.
             await add_to_outbox(conn, s, [(UUID(e), t, k, p) for e, t, k, p in self.seal(outbox)])
+            self._outbox_rows += len(outbox)
         for topic, code in dead_letters:
             self.metrics.dead_letters.labels(self.name, topic, code).inc()
         for incoming in events:

@@ -7,7 +7,10 @@ parse; pydantic parsing happens right after, in :class:`.consumer.EventConsumer`
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from faststream import AckPolicy
@@ -54,6 +57,7 @@ def subscribe(
     inputs: list[Topic],
     group: Group,
     max_records: int = 500,
+    linger: FetchLinger | None = None,
 ) -> Any:
     """One batch subscriber for a service's inputs (returned: its ``consumer`` is the
     AIOKafkaConsumer once started, read for the lag gauges).
@@ -62,6 +66,9 @@ def subscribe(
     Ack policy: NACK_ON_ERROR with auto-commit off — the offset is committed only after
     ``consume`` returned, i.e. after the batch's transaction committed; an exception seeks
     back so the batch is read again (``consume`` already retries transient errors itself).
+    Linger (:class:`FetchLinger`): while events flow, a fetch waits a little for more, so a
+    moderate load arrives in batches rather than one event at a time; after a quiet second a
+    lone event is answered at once.
     New groups start at the earliest offset: a service that starts late still sees every
     party and order.
     """
@@ -70,6 +77,8 @@ def subscribe(
         batch=True,
         max_records=max_records,
         batch_timeout_ms=20,
+        fetch_max_wait_ms=EAGER.max_wait_ms,
+        fetch_min_bytes=EAGER.min_bytes,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_records,
@@ -79,5 +88,82 @@ def subscribe(
     @subscriber
     async def on_records(records: list[Any]) -> None:
         await consumer.consume(records)
+        if linger is not None:
+            linger.batch_done(subscriber)
 
     return subscriber
+
+
+# --------------------------------------------------------------------------------------------
+# consumer linger
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchMode:
+    """What a fetch asks the broker: answer once ``min_bytes`` are there, or after
+    ``max_wait_ms`` with what there is."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+#: Kafka's defaults: a long poll answered at the first record (a lone event is not held).
+EAGER = FetchMode(min_bytes=1, max_wait_ms=500)
+
+
+def fetch_mode(gap_seconds: float | None, lingering: FetchMode, *, busy_gap: float) -> FetchMode:
+    """The mode for the next fetches, from the time between the end of the previous batch and
+    the end of this one (None: quiet for a while). Batches following each other closely mean
+    events are flowing: the next fetches wait for more (``lingering``), since per-batch work (a
+    transaction, a publish, an offset commit, a fetch over every assigned partition) costs the
+    same for one event as for fifty. Otherwise each event is answered as it comes."""
+    if gap_seconds is not None and gap_seconds <= busy_gap:
+        return lingering
+    return EAGER
+
+
+class FetchLinger:
+    """Switches a subscriber's fetches between :data:`EAGER` and lingering (the service's
+    ``fetch_min_bytes``/``fetch_max_wait_ms``) by :func:`fetch_mode`; a second without a batch
+    goes back to eager (a lingering fetch on an idle stream is answered every
+    ``fetch_max_wait_ms``: ten empty fetches a second, each over every assigned partition).
+
+    aiokafka reads the two values from its fetcher for every request it builds (aiokafka 0.14,
+    pinned; ``tests/unit/test_fetch_linger.py`` checks the attributes are still there), and
+    has no public setter: this is the one place that reaches into it.
+    """
+
+    def __init__(self, lingering: FetchMode, *, quiet_seconds: float = 1.0,
+                 clock: Any = time.monotonic) -> None:
+        self.lingering = lingering
+        self.busy_gap = max(2 * lingering.max_wait_ms / 1000, 0.05)
+        self.quiet_seconds = quiet_seconds
+        self.mode = EAGER
+        self._clock = clock
+        self._last: float | None = None
+        self._quiet: asyncio.TimerHandle | None = None
+
+    def batch_done(self, subscriber: Any) -> None:
+        now = self._clock()
+        gap = None if self._last is None else now - self._last
+        self._last = now
+        self._apply(subscriber, fetch_mode(gap, self.lingering, busy_gap=self.busy_gap))
+        if self._quiet is not None:
+            self._quiet.cancel()
+        if self.mode is not EAGER:
+            self._quiet = asyncio.get_running_loop().call_later(
+                self.quiet_seconds, self._went_quiet, subscriber)
+
+    def _went_quiet(self, subscriber: Any) -> None:
+        self._quiet = None
+        self._apply(subscriber, EAGER)
+
+    def _apply(self, subscriber: Any, mode: FetchMode) -> None:
+        if mode == self.mode:
+            return
+        fetcher = getattr(getattr(subscriber, "consumer", None), "_fetcher", None)
+        if fetcher is None:
+            return  # stopping, or not started: nothing to tune
+        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = mode.min_bytes, mode.max_wait_ms
+        self.mode = mode

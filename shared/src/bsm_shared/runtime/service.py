@@ -23,7 +23,7 @@ from faststream import FastStream
 from ..topics import Group, Topic
 from .consumer import BatchHooks, EventConsumer, Handler, Outgoing, Record
 from .db import check_ident, create_pool, is_transient, migrate, prune
-from .kafka import make_broker, subscribe
+from .kafka import FetchLinger, FetchMode, make_broker, subscribe
 from .observe import RuntimeMetrics
 from .outbox import OutboxRelay, add_to_outbox, stop_task
 from .settings import ServiceSettings
@@ -72,7 +72,8 @@ class ServiceRuntime:
         if inputs:
             self.subscriber = subscribe(
                 self.broker, self, topics=self.topics, inputs=list(inputs), group=group,
-                max_records=max_records,
+                max_records=max_records, linger=FetchLinger(FetchMode(
+                    settings.fetch_min_bytes, settings.fetch_max_wait_ms)),
             )
 
     async def consume(self, records: list[Record]) -> None:
@@ -136,9 +137,13 @@ class ServiceRuntime:
             metrics=self.metrics,
         )
 
-    def _committed(self) -> None:
+    def _committed(self, wrote_outbox: bool) -> None:
+        """After a consumed batch committed: the relay when it has rows to publish (a batch
+        that only updated tables, most of the gateway's and metrics', does not cost a relay
+        transaction), the service's workers always (delivery's jobs are rows of its own)."""
         assert self.relay is not None
-        self.relay.wake()
+        if wrote_outbox:
+            self.relay.wake()
         for callback in self.committed_callbacks:
             callback()
 

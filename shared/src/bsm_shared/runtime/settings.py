@@ -86,6 +86,23 @@ class ServiceSettings(BaseSettings):
         description="Attempts of one event failing with a transient error while the database "
         "answers, before it is dead-lettered (`retries_exhausted`).",
     )
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=500,
+        description="Consumer linger, while events flow (batches less than twice this apart): "
+        "how long the broker may hold a fetch to gather `fetch_min_bytes` before it answers "
+        "with what it has. Per-batch work (a transaction, a publish, an offset commit, a fetch "
+        "over every assigned partition) costs the same for one event as for fifty; without "
+        "linger a moderate load arrives one or two events at a time and pays it per event "
+        "(make bench at 60 msg/s: 32 ms of CPU a message and p99 1.3 s without, 25 ms and "
+        "p99 0.5 s with 100 ms). After a second without a batch, fetches answer at the first "
+        "record again, so a lone message is not held (`bsm_shared.runtime.kafka.FetchLinger`).",
+    )
+    fetch_min_bytes: int = Field(
+        default=16384, ge=1,
+        description="Consumer linger: the bytes a lingering fetch waits for, at most "
+        "`fetch_max_wait_ms` (10 to 25 events); under load it answers as soon as they are "
+        "there.",
+    )
     outbox_retention_hours: float = Field(
         default=168.0, gt=0, description="How long published outbox rows are kept."
     )

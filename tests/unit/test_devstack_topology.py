@@ -54,13 +54,14 @@ def test_no_two_parts_of_a_scaled_three_broker_stack_share_a_port():
 def test_extra_instances_of_the_doors_get_their_own_ports_and_say_so_in_their_settings():
     topo = Topology(scale=parse_scale("gateway=2,alias=2,policy=2"))
     gateway2 = topo.instance("gateway-2")
-    assert gateway2.port == 18090 and gateway2.env() == {"BSM_GATEWAY_HTTP_PORT": "18090"}
+    assert gateway2.port == 18090 and gateway2.env() == {"BSM_GATEWAY_HTTP_PORT": "18090",
+                                                         "BSM_GATEWAY_PROMETHEUS_PORT": "18195"}
     assert topo.instance("alias-2").env()["BSM_ALIAS_PROMETHEUS_PORT"] == "18192"
     assert topo.instance("alias-2").env()["BSM_SMTP_INBOUND"] == "127.0.0.1:12535"
     assert topo.instance("policy-2").port is None
     assert topo.instance("policy-2").env() == {"BSM_POLICY_PROMETHEUS_PORT": "18193"}
     assert topo.instance("alias").metrics_url == "http://127.0.0.1:18182/metrics"
-    assert topo.instance("gateway-2").metrics_url == "http://127.0.0.1:18090/metrics"
+    assert topo.instance("gateway-2").metrics_url == "http://127.0.0.1:18195/metrics"
     assert topo.env()["BSM_GATEWAY_URLS"] == "http://127.0.0.1:18080,http://127.0.0.1:18090"
     assert topo.env()["BSM_SMTP_INBOUNDS"] == "127.0.0.1:12525,127.0.0.1:12535"
 

@@ -54,10 +54,13 @@ SERVICE_NAMES: tuple[str, ...] = ("alias", "policy", "delivery", "metrics", "gat
 SERVICE_BASE_PORTS: dict[str, int] = {
     "alias": SMTP_INBOUND_PORT, "metrics": METRICS_PORT, "gateway": GATEWAY_PORT,
 }
-#: Where the services without an HTTP API serve their runtime's Prometheus metrics (a block of
-#: its own: with offsets in thousands, no port of one stack is a port of another)
-#: (``BSM_<SERVICE>_PROMETHEUS_PORT``; metrics and gateway serve them on their own /metrics).
-PROMETHEUS_BASE_PORTS: dict[str, int] = {"alias": 18182, "policy": 18183, "delivery": 18184}
+#: Where services serve their runtime's Prometheus metrics (a block of its own: with offsets in
+#: thousands, no port of one stack is a port of another) (``BSM_<SERVICE>_PROMETHEUS_PORT``;
+#: the metrics service serves them on its own /metrics, behind its scrape token; the gateway's
+#: public API does not serve them).
+PROMETHEUS_BASE_PORTS: dict[str, int] = {
+    "alias": 18182, "policy": 18183, "delivery": 18184, "gateway": 18185,
+}
 
 
 class TopologyError(ValueError):
@@ -154,7 +157,7 @@ class Instance:
     service: str
     index: int  # 1-based
     port: int | None  # the door's port (HTTP or SMTP), None for pure consumers
-    prometheus_port: int | None = None  # its own Prometheus endpoint (no HTTP API)
+    prometheus_port: int | None = None  # its own Prometheus endpoint
 
     @property
     def name(self) -> str:
@@ -180,13 +183,13 @@ class Instance:
         """Where the instance's runtime metrics (lag, outbox, dead letters, retries) are."""
         if self.prometheus_port is not None:
             return f"http://{HOST}:{self.prometheus_port}/metrics"
-        if self.service in ("metrics", "gateway") and self.port is not None:
+        if self.service == "metrics" and self.port is not None:
             return f"http://{HOST}:{self.port}/metrics"
         return "-"
 
     @property
     def health_url(self) -> str | None:
-        if self.service in ("metrics", "gateway") and self.port is not None:
+        if self.service == "metrics" and self.port is not None:
             return f"http://{HOST}:{self.port}/health"
         return None
 

@@ -2,8 +2,9 @@
 
 Every service's runtime counts what it applied, dead-lettered and retried, and keeps gauges of
 its consumer lag, its outbox (pending rows, age of the oldest unpublished one, rows that failed
-for good) and its parked (deferred) events. Services with an HTTP API serve them on their
-``/metrics``; the others on ``BSM_<SERVICE>_PROMETHEUS_PORT`` when it is set.
+for good) and its parked (deferred) events. The metrics service serves them on its ``/metrics``
+(behind its scrape token); the others, the gateway included (its API is public), on
+``BSM_<SERVICE>_PROMETHEUS_PORT`` when it is set.
 """
 
 from __future__ import annotations

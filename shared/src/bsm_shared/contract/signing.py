@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cachetools import LRUCache
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
@@ -37,8 +38,54 @@ OUR_PRODUCERS: frozenset[str] = frozenset({"alias", "policy", "delivery", "metri
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
     """The bytes a signature covers: every field but ``signature``, canonical JSON."""
-    body = {k: v for k, v in event.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json({k: v for k, v in event.items() if k != "signature"})
+
+
+#: orjson writes canonical JSON for these types only; anything else (a ``str`` subclass, a
+#: dataclass, a datetime…) goes to ``default``, which refuses it, and ``json`` decides.
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME \
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON, the one formula: keys sorted, no insignificant whitespace, UTF-8 — the
+    bytes of ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+    orjson writes the same bytes for strings, integers, booleans, null, lists and dicts, four
+    times faster with the check below (py-spy under make bench: ``json.dumps`` here was a tenth
+    of the busy time of alias and metrics); floats are not the same (``1e-05`` is ``0.00001``,
+    NaN ``null``), nor what orjson refuses (integers beyond 64 bits, keys that are not
+    strings, lone surrogates, subclasses): those take ``json``.
+    ``tests/unit/test_canonical_json.py`` holds the two to the same bytes.
+    """
+    if _plain(obj):
+        try:
+            return orjson.dumps(obj, option=_ORJSON)
+        except TypeError:  # orjson.JSONEncodeError is one
+            pass
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
+def _plain(obj: Any) -> bool:
+    """Only exact dicts, lists, tuples, strings, integers, booleans and None (no float)."""
+    t = type(obj)
+    if t is dict:
+        items = obj.values()
+    elif t is list or t is tuple:
+        items = obj
+    else:
+        return t in _LEAVES
+    for item in items:
+        t = type(item)
+        if t in _LEAVES:
+            continue
+        if (t is dict or t is list or t is tuple) and _plain(item):
+            continue
+        return False
+    return True
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from .events import Envelope
 from .limits import MAX_EVENT_BYTES, EventTooLarge, check_event_size, find_unstorable
-from .signing import Signer
+from .signing import Signer, canonical_json
 
 #: Namespace for ids derived from an input event id and a stage (re-emits keep their id).
 _DERIVED_NS = uuid.UUID("7d7b5a3e-6f0e-4c55-9a53-2f1d2b0b5b10")
@@ -58,7 +58,7 @@ def to_wire(event: Envelope, signer: Signer | None) -> bytes:
         if obj["producer"] != signer.producer:
             raise ValueError(f"{signer.producer!r} cannot sign as {obj['producer']!r}")
         obj["signature"] = signer.sign(obj)
-    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = canonical_json(obj)
     return check_event_size(str(obj.get("type")), payload)
 
 
@@ -76,7 +76,7 @@ def unsigned_body(event: Envelope) -> bytes:
     bad = find_unstorable(obj)
     if bad is not None:
         raise ValueError(f"{obj.get('type')} cannot be written: {bad[0]} contains {bad[1]}")
-    body = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = canonical_json(obj)
     if len(body) + SIGNATURE_ALLOWANCE > MAX_EVENT_BYTES:
         raise EventTooLarge(str(obj.get("type")), len(body) + SIGNATURE_ALLOWANCE)
     return body

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bsm_shared.runtime.db import is_transient
+from bsm_shared.runtime.http import UNAVAILABLE, answer_outages
 
 log = logging.getLogger("bsm.gateway")
 
@@ -102,16 +102,13 @@ def install(app: FastAPI) -> None:
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return render(request, exc.status_code, code, str(exc.detail))
 
+    def unavailable(request: Request) -> JSONResponse:
+        return render(request, 503, "unavailable", UNAVAILABLE)
+
+    answer_outages(app, unavailable, log)
+
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc):
-            # The database or Kafka is away for a moment: every write is one transaction, so
-            # nothing was changed; the caller may simply try again.
-            log.warning("%s %s: unavailable (%r)", request.method, request.url.path, exc)
-            response = render(request, 503, "unavailable", "A service this request needs is "
-                              "unavailable for a moment; nothing was changed. Try again shortly.")
-            response.headers["Retry-After"] = "5"
-            return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(request, 500, "internal_error",
                       "Something went wrong on our side; nothing was changed. Try again.")

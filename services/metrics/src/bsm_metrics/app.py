@@ -11,6 +11,7 @@ quota usage, report statistics) in the same transaction.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -32,6 +33,7 @@ from bsm_shared.record_api import Quota, ReportStats, ResponseTimes, Timeline, T
 from bsm_shared.contract.signing import SignatureError
 from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.http import UNAVAILABLE, answer_outages
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
 
@@ -42,6 +44,7 @@ from .settings import MetricsSettings
 from .store import TABLES, PgProjections, projection_tables
 
 PRODUCER = "metrics"
+log = logging.getLogger("bsm.metrics")
 Window = Literal["7d", "30d", "90d"]
 
 
@@ -239,6 +242,8 @@ def create_app(settings: MetricsSettings, **kwargs: object) -> FastAPI:
     @app.exception_handler(_Refusal)
     async def refused(_: Request, exc: _Refusal) -> JSONResponse:
         return _error(exc.status, exc.code, exc.detail)
+
+    answer_outages(app, lambda _: _error(503, "unavailable", UNAVAILABLE), log)
     app.state.runtime = rt
     # Every path but /health needs the service credential (`.access`): the outermost layer,
     # so a caller without it learns nothing, not even which paths exist.

@@ -58,6 +58,7 @@ from bsm_shared.contract.payloads import AttachmentRef, BounceReportReceived, Me
 from bsm_shared.contract.wire import build_event, derived_event_id, unsigned_body
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Outgoing
+from bsm_shared.runtime.db import is_transient
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Topic
 
@@ -74,6 +75,17 @@ SpfCheck = Callable[[str, str, str], Awaitable[str]]
 DkimCheck = Callable[[bytes, str], Awaitable[list[str]]]
 DnsLookup = Callable[[str, str], list[Any]]
 
+
+
+def _temporary_failure(what: str, exc: BaseException) -> str:
+    """451: the client keeps the mail and tries again. An outage (PostgreSQL restarting, Kafka
+    away) is a warning; anything else is our bug, an ERROR with its traceback. Call it from the
+    ``except`` block."""
+    if is_transient(exc):
+        log.warning("%s: %r; the client will try again", what, exc)
+    else:
+        log.exception(what)
+    return "451 4.3.0 Temporary failure, try again later"
 
 class _Query(spf.query):  # type: ignore[misc]
     """pyspf's query with its DNS lookup replaced (offline tests, fixed records)."""
@@ -247,9 +259,8 @@ class DoorHandler:
                     return self._refuse(mail.UNKNOWN_ALIAS, "rcpt")
                 relationship, owner = found
                 facts = await store.sender_facts(envelope.mail_from)
-        except Exception:  # noqa: BLE001 - a temporary failure: the client retries later
-            log.exception("door lookup failed")
-            return "451 4.3.0 Temporary failure, try again later"
+        except Exception as exc:  # noqa: BLE001 - a temporary failure: the client retries later
+            return _temporary_failure("door lookup failed", exc)
         decided = mail.authorize_sender(relationship, owner.party_id, facts)
         if isinstance(decided, mail.Refusal):
             return self._refuse(decided, "rcpt")
@@ -314,9 +325,8 @@ class DoorHandler:
             return self._refuse(refusal, "data")
         try:
             submitted = await self._submit(ctx, parsed, sender, received_at)
-        except Exception:  # noqa: BLE001 - nothing committed: the client keeps the mail, retries
-            log.exception("door could not record the mail")
-            return "451 4.3.0 Temporary failure, try again later"
+        except Exception as exc:  # noqa: BLE001 - nothing committed: the client keeps the mail
+            return _temporary_failure("door could not record the mail", exc)
         if isinstance(submitted, mail.Refusal):
             return self._refuse(submitted, "data")
         self.accepted += 1

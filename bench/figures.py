@@ -206,6 +206,8 @@ class Phase:
     cpu: list[CpuRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     peak_rss: dict[str, int] = field(default_factory=dict)  # bytes, per process
+    #: Latency of each stage on the way (stage → seconds per message), in path order.
+    hops: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -233,7 +235,32 @@ def phase_rows(phase: Phase) -> list[tuple[str, str]]:
     if lat is not None:
         rows += [("latency p50", f"{ms(lat.p50)} ms"), ("latency p99", f"{ms(lat.p99)} ms"),
                  ("latency max", f"{ms(lat.max)} ms")]
+    for stage, values in phase.hops.items():
+        hop = Latency.of(values)
+        if hop is not None:
+            rows.append((f"  {stage} p50 / p99", f"{ms(hop.p50)} / {ms(hop.p99)} ms"))
     return rows
+
+
+def hops(sent: dict[str, float], seen: dict[str, dict[str, float]],
+         stages: Sequence[tuple[str, str]], outcome: dict[str, float], *,
+         last: str = "outcome") -> dict[str, list[float]]:
+    """Per stage, the time from the previous event of a message to this stage's event (the
+    first stage from its submission; ``last`` from the last stage to the outcome): where the
+    latency is spent. ``stages``: (label, event type) in path order; messages missing one are
+    left out (a message the alias bounced has no PolicyChecked)."""
+    out: dict[str, list[float]] = {label: [] for label, _ in stages}
+    out[last] = []
+    for mid, done in outcome.items():
+        times = [seen.get(mid, {}).get(kind) for _, kind in stages]
+        if mid not in sent or any(t is None for t in times):
+            continue
+        previous = sent[mid]
+        for (label, _), t in zip(stages, times, strict=True):
+            out[label].append(t - previous)
+            previous = t
+        out[last].append(done - previous)
+    return out
 
 
 def cpu_table(phases: Sequence[Phase]) -> tuple[list[str], list[list[str]]]:

@@ -39,7 +39,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import harness  # noqa: E402
 from bench.figures import (  # noqa: E402
-    Phase, cpu_rows, cpu_table, kafka_line, only, peak_rss, phase_rows)
+    Phase, cpu_rows, cpu_table, hops, kafka_line, only, peak_rss, phase_rows)
 from bench.harness import OUTCOMES, ROOT, console  # noqa: E402
 from bench.processes import CLOCK_TICKS, Meter, stack_processes  # noqa: E402
 from bsm_devstack.chaos import content  # noqa: E402
@@ -181,6 +181,10 @@ async def bsm_phase(name: str, prod, watch: harness.Watch, pairs: list[Pair],
     phase.peak_rss = meter.peak_rss
     if rate is not None:
         phase.notes.append(f"open loop at {rate:,.1f} msg/s")
+        # Where the steady latency is spent: submission → alias → policy → the outcome.
+        phase.hops = hops(sent_at, watch.seen, (("alias", "MessageAddressed"),
+                                                ("policy", "PolicyChecked")), done,
+                          last="delivery")
     if "Delivered" in kinds:
         bounced = watch.bounced(done)
         if bounced:

@@ -12,9 +12,9 @@ import pytest
 
 from bench import postfix
 from bench.figures import (
-    CpuRow, Latency, Phase, ProcStat, Sample, cpu_rows, cpu_table, descendants, kafka_line,
-    mail_line, only, parse_stat, peak_rss, rate, rss_line, sample, schedule, spread_line,
-    total_row, tree_ticks)
+    CpuRow, Latency, Phase, ProcStat, Sample, cpu_rows, cpu_table, descendants, hops, kafka_line,
+    mail_line, only, parse_stat, peak_rss, phase_rows, rate, rss_line, sample, schedule,
+    spread_line, total_row, tree_ticks)
 from bench.mail import compose, relayed
 from bsm_devstack.chaos import content
 
@@ -199,3 +199,19 @@ def test_only_relayed_mails_count_from_the_postfix_log():
         b"Jan 02 03:04:06 postfix-bench postfix/smtp[9]: A3: status=sent (250 ok)",
     ]
     assert relayed(lines) == [0.12, None]
+
+
+def test_the_steady_latency_is_split_by_stage_from_each_messages_own_events():
+    sent = {"m1": 0.0, "m2": 1.0, "m3": 2.0}
+    seen = {"m1": {"MessageAddressed": 0.1, "PolicyChecked": 0.3},
+            "m2": {"MessageAddressed": 1.2, "PolicyChecked": 1.25},
+            "m3": {"MessageAddressed": 2.1}}  # bounced at policy: no PolicyChecked
+    outcome = {"m1": 0.7, "m2": 1.45, "m3": 2.2}
+    split = hops(sent, seen, (("alias", "MessageAddressed"), ("policy", "PolicyChecked")),
+                 outcome, last="delivery")
+    expected = {"alias": [0.1, 0.2], "policy": [0.2, 0.05], "delivery": [0.4, 0.2]}
+    assert list(split) == ["alias", "policy", "delivery"]
+    for stage, values in expected.items():
+        assert split[stage] == pytest.approx(values), stage
+    phase = Phase("bsm steady", 3, 3, 0.0, 2.2, latencies=[0.7, 0.45, 0.2], hops=split)
+    assert ("  delivery p50 / p99", "300 / 398 ms") in phase_rows(phase)

@@ -9,8 +9,8 @@ Four phases in one run, each with the CPU every process spent (``/proc/<pid>/sta
 2. **bsm burst** — ``--messages`` ``MessageSubmitted`` on ``bsm.messages.submitted`` as fast as
    the producer goes, until every one has its outcome (``Delivered`` or ``Bounced``);
 3. **bsm steady** — once every consumer group caught up with the burst, open loop at half the
-   burst's rate (or ``--steady-rate``) for ``--steady-seconds``: latency from submission to the outcome's broker timestamp (p50, p99,
-   max);
+   burst's rate (or ``--steady-rate``) for ``--steady-seconds``: latency from submission to
+   the outcome's broker timestamp (p50, p99, max), and by stage (alias, policy, delivery);
 4. **decision path** — another burst, measured to ``PolicyChecked`` (alias → policy alone;
    delivery keeps running, as it must on a shared stack).
 

@@ -15,6 +15,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from string import Template
 
+from bsm_devstack.mailsink import name_time
+
 CORPUS = Path(__file__).parent / "e2e" / "mail_corpus"
 SIMPLELOGIN = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "simplelogin-emls"
 CLIENTS = ("outlook_reply", "gmail_with_inline_image", "apple_mail_with_pdf", "thunderbird_latin1")
@@ -80,9 +82,9 @@ def recent_paths(sink_dir: str, since: float | None = None) -> list[Path]:
     """The sink's mails stored since ``since`` (default: the last :data:`RECENT_SECONDS`),
     oldest first."""
     since = time.time() - RECENT_SECONDS if since is None else since
-    # Names start with the UTC time the sink stored the mail (mailsink.store): comparing names
-    # needs no stat of each of the hundred thousand files a benchmarked stack holds.
-    first = datetime.fromtimestamp(since, UTC).strftime("%Y%m%dT%H%M%S")
+    # Names start with the time the sink stored the mail: comparing names needs no stat of each
+    # of the hundred thousand files a benchmarked stack holds.
+    first = name_time(datetime.fromtimestamp(since, UTC))
     with os.scandir(sink_dir) as entries:
         return sorted(Path(e.path) for e in entries
                       if e.name.endswith(".eml") and e.name >= first)

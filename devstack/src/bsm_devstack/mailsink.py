@@ -47,10 +47,17 @@ def render(envelope: Envelope) -> bytes:
     return head + data
 
 
+def name_time(when: datetime) -> str:
+    """How a stored mail's file name starts: the UTC time it was stored, to the second; names
+    sort in time order, and a name ``>= name_time(t)`` was stored at or after ``t`` (give or
+    take the second)."""
+    return f"{when.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
 def store(directory: Path, content: bytes) -> Path:
     """Write ``content`` to a new .eml file in ``directory`` atomically; returns its path."""
     now = datetime.now(UTC)
-    name = f"{now:%Y%m%dT%H%M%S}.{now.microsecond:06d}Z-{secrets.token_hex(8)}.eml"
+    name = f"{name_time(now)}.{now.microsecond:06d}Z-{secrets.token_hex(8)}.eml"
     final = directory / name
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -134,7 +141,7 @@ def find_by_message_id(directory: str | Path, message_id: str) -> Path | None:
     """The stored mail whose ``Message-ID`` header is ``message_id`` (``<id@domain>``), newest
     files first and without parsing: the sink of a long-lived stack holds thousands (after a
     day of benchmarks 130,000: a ``stat`` of each to sort by time took longer than the tests'
-    30 s wait). File names start with the UTC time they were stored (:func:`store`), so their
+    30 s wait). File names start with the time they were stored (:func:`name_time`), so their
     order is the time order."""
     needle = f"Message-ID: {message_id}".encode().lower()
     with os.scandir(directory) as entries:

@@ -76,7 +76,6 @@ DkimCheck = Callable[[bytes, str], Awaitable[list[str]]]
 DnsLookup = Callable[[str, str], list[Any]]
 
 
-
 def _temporary_failure(what: str, exc: BaseException) -> str:
     """451: the client keeps the mail and tries again. An outage (PostgreSQL restarting, Kafka
     away) is a warning; anything else is our bug, an ERROR with its traceback. Call it from the
@@ -86,6 +85,7 @@ def _temporary_failure(what: str, exc: BaseException) -> str:
     else:
         log.exception(what)
     return "451 4.3.0 Temporary failure, try again later"
+
 
 class _Query(spf.query):  # type: ignore[misc]
     """pyspf's query with its DNS lookup replaced (offline tests, fixed records)."""

@@ -41,12 +41,6 @@ def canonical_bytes(event: Mapping[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in event.items() if k != "signature"})
 
 
-#: orjson writes canonical JSON for these types only; anything else (a ``str`` subclass, a
-#: dataclass, a datetime…) goes to ``default``, which refuses it, and ``json`` decides.
-_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME \
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
 def canonical_json(obj: Any) -> bytes:
     """Canonical JSON, the one formula: keys sorted, no insignificant whitespace, UTF-8 — the
     bytes of ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
@@ -60,7 +54,7 @@ def canonical_json(obj: Any) -> bytes:
     """
     if _plain(obj):
         try:
-            return orjson.dumps(obj, option=_ORJSON)
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # orjson.JSONEncodeError is one
             pass
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

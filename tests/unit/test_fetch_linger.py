@@ -68,3 +68,20 @@ def test_aiokafka_still_reads_the_linger_from_its_fetcher_for_every_request():
     source = inspect.getsource(Fetcher._get_actions_per_node)
     assert "self._fetch_max_wait_ms" in source and "self._fetch_min_bytes" in source
     assert "self._fetch_min_bytes = fetch_min_bytes" in inspect.getsource(Fetcher.__init__)
+
+
+def test_a_batch_commits_per_partition_it_read_the_offset_after_its_last_record() -> None:
+    """Only the partitions a batch read are committed (``commit()`` without offsets would
+    send every assigned partition — 48 for the record — on every batch), each at the offset
+    of the next record, whatever order the batch lists them in."""
+    from aiokafka import TopicPartition
+
+    from bsm_shared.runtime.consumer import Record
+    from bsm_shared.runtime.kafka import batch_offsets
+
+    records = [Record("a", 0, 7, None, b""), Record("b", 2, 3, None, b""),
+               Record("a", 0, 9, None, b""), Record("a", 0, 8, None, b""),
+               Record("a", 1, 0, None, b"")]
+    assert batch_offsets(records) == {TopicPartition("a", 0): 10, TopicPartition("a", 1): 1,
+                                      TopicPartition("b", 2): 4}
+    assert batch_offsets([]) == {}

@@ -10,8 +10,9 @@ One batch of Kafka records becomes one PostgreSQL transaction:
    already there (a redelivery) are skipped, by constraint, not by bookkeeping. Each new event's
    handler changes the service's tables and returns the events to publish, which go into the
    outbox; the batch hooks (``BatchHooks.end``: rows the handlers buffered) run last.
-3. The transaction commits; only then does the subscriber return, and FastStream commits the
-   offset (``AckPolicy.NACK_ON_ERROR`` with auto-commit off). If the process dies instead,
+3. The transaction commits; only then does the subscriber commit the offsets of the
+   partitions the batch read (``AckPolicy.MANUAL``, auto-commit off; ``kafka.subscribe``).
+   If the process dies instead,
    Kafka redelivers from the last committed offset and step 2 drops what was already applied.
 
 Isolation — one bad event never stops the stream behind it:

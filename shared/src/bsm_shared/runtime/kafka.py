@@ -13,12 +13,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from faststream import AckPolicy
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 
 from ..topics import Group, Topic, TopicNames
 from .consumer import EventConsumer, Record
 from .settings import ServiceSettings
+
+log = logging.getLogger("bsm.kafka")
 
 
 def make_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
@@ -63,9 +67,13 @@ def subscribe(
     AIOKafkaConsumer once started, read for the lag gauges).
 
     Consumer group: ``group`` (one per service; instances share the partitions).
-    Ack policy: NACK_ON_ERROR with auto-commit off — the offset is committed only after
-    ``consume`` returned, i.e. after the batch's transaction committed; an exception seeks
-    back so the batch is read again (``consume`` already retries transient errors itself).
+    Ack policy: MANUAL with auto-commit off — the offsets are committed here, only after
+    ``consume`` returned, i.e. after the batch's transaction committed, and only for the
+    partitions the batch read (FastStream's ``ack`` commits every assigned partition on every
+    batch: 48 for the record); an exception seeks back so the batch is read again
+    (``consume`` already retries transient errors itself, so that is a shutdown). A failed
+    commit is a warning: the next batch commits past it, or a redelivery is dropped as a
+    duplicate by ``processed_events``.
     Linger (:class:`FetchLinger`): while events flow, a fetch waits a little for more, so a
     moderate load arrives in batches rather than one event at a time; after a quiet second a
     lone event is answered at once.
@@ -80,18 +88,39 @@ def subscribe(
         fetch_max_wait_ms=EAGER.max_wait_ms,
         fetch_min_bytes=EAGER.min_bytes,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         decoder=_raw_records,
         title=f"{group.value}: " + ", ".join(t.value for t in inputs),
     )
 
     @subscriber
-    async def on_records(records: list[Any]) -> None:
-        await consumer.consume(records)
+    async def on_records(records: list[Any], message: Any = Context("message")) -> None:
+        try:
+            await consumer.consume(records)
+        except BaseException:
+            await message.nack()  # seek back: the batch is read again
+            raise
+        kafka = getattr(subscriber, "consumer", None)
+        if kafka is not None:
+            try:
+                await kafka.commit(batch_offsets(records))
+            except KafkaError as exc:  # a rebalance, the broker away: the effects are recorded
+                log.warning("%s: offset commit failed (a redelivery is dropped as a "
+                            "duplicate): %r", group.value, exc)
         if linger is not None:
             linger.batch_done(subscriber)
 
     return subscriber
+
+
+def batch_offsets(records: Any) -> dict[TopicPartition, int]:
+    """The offsets to commit after a batch: per partition it read, the next record's offset."""
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if r.offset + 1 > offsets.get(tp, -1):
+            offsets[tp] = r.offset + 1
+    return offsets
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ every version they know, and older versions are upcast (see :mod:`.upcasters`) b
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal, TypeAlias, Union
 from uuid import UUID
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import payloads as p
@@ -150,17 +152,38 @@ class EventParseError(ValueError):
         self.detail = detail
 
 
+#: A run of 19 digits: a number orjson might read differently from ``json`` (it turns integers
+#: beyond 64 bits into floats).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
 def decode_json(raw: bytes | str) -> dict[str, Any]:
-    """The raw JSON object of an event (what signatures are checked against)."""
+    """The raw JSON object of an event (what signatures are checked against).
+
+    ``json.loads`` defines the result. orjson reads the same objects ≈ 3× faster and is used
+    where it agrees: it refuses what ``json`` reads differently (NaN, 1e400, a UTF-8 BOM or
+    UTF-16, lone surrogates), and those inputs go to ``json``, as do bytes holding a number of
+    19 digits or more (``tests/unit/test_decode_json.py`` holds the two to the same results).
+    """
+    if isinstance(raw, bytes) and not _LONG_NUMBER.search(raw):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = _json_loads(raw)
+    else:
+        obj = _json_loads(raw)
+    if not isinstance(obj, dict):
+        raise EventParseError("not_an_object", "an event is one JSON object")
+    return obj
+
+
+def _json_loads(raw: bytes | str) -> Any:
     try:
-        obj = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventParseError("malformed_json", str(exc)) from exc
     except RecursionError:
         raise EventParseError("malformed_json", "nested too deeply to read") from None
-    if not isinstance(obj, dict):
-        raise EventParseError("not_an_object", "an event is one JSON object")
-    return obj
 
 
 def parse_event(obj: dict[str, Any] | bytes | str) -> Envelope:

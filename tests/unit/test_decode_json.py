@@ -1,0 +1,65 @@
+"""decode_json reads events with orjson where it agrees with ``json``, and with ``json`` where
+it would not: the result (object, or the refusal's code) is ``json.loads``'s for any input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bsm_shared.contract.events import EventParseError, decode_json
+
+
+def reference(raw: bytes) -> tuple[str, str]:
+    """What ``json.loads`` makes of ``raw``: ("ok", repr of the object) or ("error", code)."""
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "error", "malformed_json"
+    if not isinstance(obj, dict):
+        return "error", "not_an_object"
+    return "ok", repr(obj)
+
+
+def actual(raw: bytes) -> tuple[str, str]:
+    try:
+        return "ok", repr(decode_json(raw))
+    except EventParseError as exc:
+        return "error", exc.code
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"n": 123456789012345678901234567890}',  # orjson would read a float
+    b'{"n": -9223372036854775809}',
+    b'{"n": 18446744073709551615}',
+    b'{"x": 1e400}', b'{"x": NaN}', b'{"x": -Infinity}',  # json reads these, orjson refuses
+    b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 BOM
+    '{"a": 1}'.encode("utf-16"),
+    b'{"s": "\\ud800"}',  # a lone surrogate: read, then refused as unstorable by the checks
+    b'{"a": 1, "b": 2, "a": 3}',
+    b'{"a": "x\ny"}', b'{"a": 1,}', b"[1]", b"", b"\xff",
+    b'{"a": ' * 5000 + b"1" + b"}" * 5000,  # too deep for both
+])
+def test_decode_json_reads_what_json_reads_and_refuses_what_it_refuses(raw: bytes) -> None:
+    assert actual(raw) == reference(raw)
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(VALUES, st.booleans(), st.data())
+def test_decode_json_agrees_with_json_on_any_event_and_any_corruption_of_it(
+    value: object, ascii_only: bool, data: st.DataObject
+) -> None:
+    raw = json.dumps({"data": value}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if data.draw(st.booleans()):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw = raw[:at] + data.draw(st.binary(max_size=4)) + raw[at + 1:]
+    assert actual(raw) == reference(raw)

@@ -355,3 +355,26 @@ async def test_json_nested_too_deeply_to_read_is_dead_lettered_not_redelivered_f
     assert seen_subjects == ["after"]
     codes = [d["error_code"] for d in await dead_letters(pool, schema)]
     assert codes[0] == "malformed_json" and len(codes) == 2
+
+
+async def test_one_outbox_insert_keeps_the_given_order_and_ignores_a_fact_recorded_twice(pool):
+    """``add_to_outbox`` writes a batch in one statement: the rows' ids (the publishing order)
+    follow the order given, an event id already there or repeated in the batch is skipped, and
+    a row without a key keeps none."""
+    import uuid
+
+    schema = await outbox_schema(pool)
+    ids = [uuid.uuid4() for _ in range(400)]
+    first = [(e, "t", str(i).encode(), str(i).encode()) for i, e in enumerate(ids[:200])]
+    async with pool.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, schema, first)
+    again = [(ids[5], "t", b"k", b"re-emit"), (ids[300], "t", None, b"300"),
+             (ids[300], "t", None, b"300 again")]
+    rest = [(e, "t", str(i).encode(), str(i).encode()) for i, e in enumerate(ids[200:], 200)]
+    async with pool.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, schema, again + rest[:100] + rest[101:])
+    rows = await pool.fetch(f"SELECT event_id, key, payload FROM {schema}.outbox ORDER BY id")
+    assert [r["payload"] for r in rows] == (
+        [str(i).encode() for i in range(200)] + [b"300"]
+        + [str(i).encode() for i in range(200, 400) if i != 300])
+    assert [r["event_id"] for r in rows][200] == ids[300] and rows[200]["key"] is None

@@ -48,12 +48,16 @@ async def add_to_outbox(
     """Record events to publish (event_id, topic, key, payload) in the caller's transaction.
 
     A re-emit of the same fact (same derived ``event_id``) is ignored by the unique index.
+    One statement for the batch, whose rows take their ``id`` (the publishing order) in the
+    order given.
     """
     if rows:
-        await conn.executemany(
+        event_ids, topics, keys, payloads = zip(*rows, strict=True)
+        await conn.execute(
             f"INSERT INTO {check_ident(schema)}.outbox (event_id, topic, key, payload) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-            rows,
+            "SELECT e, t, k, p FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[]) "
+            "WITH ORDINALITY AS r(e, t, k, p, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+            event_ids, topics, keys, payloads,
         )
 
 

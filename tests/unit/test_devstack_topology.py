@@ -124,3 +124,25 @@ def test_a_service_gets_every_broker_of_a_cluster_to_bootstrap_from():
     assert bootstrap_servers("127.0.0.1:20092, 127.0.0.1:20094,127.0.0.1:20096") == [
         "127.0.0.1:20092", "127.0.0.1:20094", "127.0.0.1:20096"]
     assert bootstrap_servers("127.0.0.1:19092") == ["127.0.0.1:19092"]
+
+
+def test_the_stacks_services_reach_postgresql_through_its_unix_socket_and_the_env_file_by_tcp(
+    tmp_path,
+):
+    """``.stack/env`` publishes the TCP address (psql, tests, tools); the services the stack
+    starts get the same database, user and port through the cluster's socket directory."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from bsm_devstack.envfile import write_env_file
+    from bsm_devstack.services import process_env
+
+    paths = StackPaths(tmp_path)
+    topo = Topology(port_offset=100)
+    paths.stack.mkdir(parents=True)
+    write_env_file(paths.env_file, topo.env())
+    write_env_file(paths.secrets_file, {})
+    instance = topo.instances("policy")[0]
+    assert process_env(paths)["BSM_DATABASE_URL"] == "postgresql://bsm:bsm@127.0.0.1:15532/bsm"
+    url = urlsplit(process_env(paths, instance)["BSM_DATABASE_URL"])
+    assert (url.scheme, url.netloc, url.path) == ("postgresql", "bsm:bsm@", "/bsm")
+    assert parse_qs(url.query) == {"host": [str(paths.pg_sockets)], "port": ["15532"]}

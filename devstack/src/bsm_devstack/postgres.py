@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 from bsm_devstack.paths import HOST, StackPaths
 
@@ -170,6 +171,17 @@ def _has_c_utf8() -> bool:
     except FileNotFoundError:
         return False
     return any(line.strip().lower() in ("c.utf8", "c.utf-8") for line in out.splitlines())
+
+
+def socket_url(paths: StackPaths, url: str) -> str:
+    """``url`` (TCP, as ``.stack/env`` publishes it for every client) through the cluster's
+    Unix socket instead, for the stack's services on this box: a round trip costs about a
+    quarter less CPU there than over loopback TCP, where the sending process pays for both
+    ends' TCP stacks, and a message makes a dozen of them."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    query = urlencode({"host": str(paths.pg_sockets), "port": parts.port or 5432})
+    return f"{parts.scheme}://{user + '@' if user else ''}{parts.path}?{query}"
 
 
 def server_options(paths: StackPaths, port: int) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from bsm_devstack import procs
+from bsm_devstack import postgres, procs
 from bsm_devstack.envfile import read_env_file
 from bsm_devstack.paths import HOST, StackPaths
 from bsm_devstack.topology import SERVICE_NAMES, Instance, Topology
@@ -61,6 +61,8 @@ def process_env(paths: StackPaths, instance: Instance | None = None) -> dict[str
     env.update(read_env_file(paths.secrets_file))
     if instance is not None:
         env.update(instance.env())
+        if "BSM_DATABASE_URL" in env:
+            env["BSM_DATABASE_URL"] = postgres.socket_url(paths, env["BSM_DATABASE_URL"])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -126,7 +126,8 @@ class AliasStore:
         # The keyring's own record of erasures is asked too: it is final the moment the
         # erasure commits, while our ``PartyErased`` copy (and a cached key) may lag a batch.
         return f"""SELECT p.party_id, p.role, p.display_name, p.locale,
-                          COALESCE(p.erased_at, e.erased_at) AS erased_at
+                          COALESCE(p.erased_at, e.erased_at) AS erased_at, p.data_key,
+                          p.email_enc
                    FROM {self.s}.parties p LEFT JOIN {self.keyring.s}.erased e USING (party_id)
                    WHERE {where}"""
 
@@ -148,9 +149,7 @@ class AliasStore:
                 self.loaded.aliases[r["local_part"]] = (_relationship_of(r), r["party_id"])
             party_ids = [*party_ids, *(r["party_id"] for r in found_aliases)]
         ids = sorted(set(party_ids))
-        rows = await self.c.fetch(self._party_sql("p.party_id = ANY($1::text[])"), ids)
-        self.loaded.parties.update(dict.fromkeys(ids))
-        self.loaded.parties.update({r["party_id"]: r for r in rows})
+        rows = await self.load_parties(ids)
         roles = {r["party_id"]: r["role"] for r in rows}
         buyers = [i for i in ids if roles.get(i) == "buyer"]
         sellers = [i for i in ids if roles.get(i) == "seller"]
@@ -169,6 +168,14 @@ class AliasStore:
             self.loaded.messages.update(dict.fromkeys(wanted))
             self.loaded.messages.update({r["message_id"]: PriorMessage(**dict(r))
                                          for r in found})
+
+    async def load_parties(self, party_ids: Sequence[str]) -> list[asyncpg.Record]:
+        """Read parties in one query, for :meth:`party` and :meth:`registered_email`."""
+        ids = sorted(set(party_ids))
+        rows = await self.c.fetch(self._party_sql("p.party_id = ANY($1::text[])"), ids)
+        self.loaded.parties.update(dict.fromkeys(ids))
+        self.loaded.parties.update({r["party_id"]: r for r in rows})
+        return rows
 
     async def upsert_party(
         self, *, party_id: str, role: str, display_name: str, locale: str, marketplace: str,
@@ -394,9 +401,9 @@ class AliasStore:
 
     async def registered_email(self, party_id: str) -> str | None:
         """A party's real address, decrypted (the door needs it to scrub it out of mail)."""
-        row = await self.c.fetchrow(
-            f"SELECT data_key, email_enc FROM {self.s}.parties WHERE party_id = $1", party_id
-        )
+        row = self.loaded.parties.get(party_id, _MISSING)
+        if row is _MISSING:
+            row = await self.c.fetchrow(self._party_sql("p.party_id = $1"), party_id)
         if row is None or not row["data_key"]:
             return None
         return self.vault.decrypt(party_id, row["data_key"], "email", row["email_enc"])

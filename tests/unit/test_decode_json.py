@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsm_shared.contract.events import EventParseError, decode_json
+from bsm_shared.contract.events import EventParseError, decode_json, read_json
+from bsm_shared.contract.limits import find_unstorable
 
 
 def reference(raw: bytes) -> tuple[str, str]:
@@ -63,3 +64,42 @@ def test_decode_json_agrees_with_json_on_any_event_and_any_corruption_of_it(
         at = data.draw(st.integers(0, len(raw) - 1))
         raw = raw[:at] + data.draw(st.binary(max_size=4)) + raw[at + 1:]
     assert actual(raw) == reference(raw)
+
+
+TEXT = st.text(st.characters(codec=None, categories=None), max_size=8) | st.sampled_from(
+    ["\x00", "a\x00b", "\ud800", "x\udfffy", "\\u0000", "ñ\u2028"])
+HOSTILE = st.recursive(
+    st.none() | st.integers() | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(HOSTILE, st.booleans())
+def test_an_event_read_json_calls_storable_holds_no_nul_and_no_lone_surrogate(
+    value: object, ascii_only: bool
+) -> None:
+    """The walk over every string is skipped only when the bytes show it would find nothing."""
+    raw = json.dumps({"data": value}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        obj, storable = read_json(raw)
+    except EventParseError:
+        return
+    if storable:
+        assert find_unstorable(obj) is None
+
+
+@pytest.mark.parametrize(("raw", "known", "clean"), [
+    ('{"text": "¿Cuándo llega mi pedido? ✓", "n": 3}'.encode(), True, True),  # the usual event
+    (b'{"text": "a\\u0000b"}', False, False),
+    (b'{"text": "\\ud800"}', False, False),
+    (b'{"text": "a\\\\u0000"}', False, True),  # a backslash and "u0000": walked, clean
+    (b'{"n": 1234567890123456789012}', False, True),  # read by json: walked
+])
+def test_the_usual_event_is_known_storable_from_its_bytes(
+    raw: bytes, known: bool, clean: bool
+) -> None:
+    obj, storable = read_json(raw)
+    assert storable is known
+    assert (find_unstorable(obj) is None) is clean

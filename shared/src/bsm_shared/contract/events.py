@@ -165,16 +165,26 @@ def decode_json(raw: bytes | str) -> dict[str, Any]:
     UTF-16, lone surrogates), and those inputs go to ``json``, as do bytes holding a number of
     19 digits or more (``tests/unit/test_decode_json.py`` holds the two to the same results).
     """
+    return read_json(raw)[0]
+
+
+def read_json(raw: bytes | str) -> tuple[dict[str, Any], bool]:
+    """:func:`decode_json`, and whether the object surely holds no unstorable text (see
+    ``limits.unstorable``), known from the bytes without walking the object: orjson read them,
+    which refuses a lone surrogate in any spelling, and they hold no ``\\u0000``, the only
+    spelling of U+0000 in JSON (a raw control character in a string is malformed)."""
+    storable = False
     if isinstance(raw, bytes) and not _LONG_NUMBER.search(raw):
         try:
             obj = orjson.loads(raw)
+            storable = b"\\u0000" not in raw
         except orjson.JSONDecodeError:
             obj = _json_loads(raw)
     else:
         obj = _json_loads(raw)
     if not isinstance(obj, dict):
         raise EventParseError("not_an_object", "an event is one JSON object")
-    return obj
+    return obj, storable
 
 
 def _json_loads(raw: bytes | str) -> Any:
@@ -186,14 +196,16 @@ def _json_loads(raw: bytes | str) -> Any:
         raise EventParseError("malformed_json", "nested too deeply to read") from None
 
 
-def parse_event(obj: dict[str, Any] | bytes | str) -> Envelope:
+def parse_event(obj: dict[str, Any] | bytes | str, *, storable: bool = False) -> Envelope:
     """The one parser: raw event (bytes or decoded object) to its frozen model.
 
     Older versions of ``data`` are upcast first; a version newer than this reader knows is an
-    error (the reader must be upgraded), never a guess.
+    error (the reader must be upgraded), never a guess. ``storable``: the caller knows from
+    :func:`read_json` that no string in ``obj`` is unstorable, and the walk over them is
+    skipped.
     """
     if not isinstance(obj, dict):
-        obj = decode_json(obj)
+        obj, storable = read_json(obj)
     etype = obj.get("type")
     if etype not in EVENT_MODELS:
         raise EventParseError("unknown_type", f"unknown event type {etype!r}")
@@ -207,7 +219,7 @@ def parse_event(obj: dict[str, Any] | bytes | str) -> Envelope:
             f"({CURRENT_VERSIONS[etype]})",
         )
     try:
-        bad = find_unstorable(obj)
+        bad = None if storable else find_unstorable(obj)
     except RecursionError:
         raise EventParseError("invalid_event", "nested too deeply to read") from None
     if bad is not None:

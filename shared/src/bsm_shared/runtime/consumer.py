@@ -49,7 +49,7 @@ from uuid import UUID
 import asyncpg
 
 from ..contract.deadletter import DeadLetterEntry
-from ..contract.events import Envelope, EventParseError, decode_json, parse_event
+from ..contract.events import Envelope, EventParseError, parse_event, read_json
 from ..contract.signing import OUR_PRODUCERS, SignatureError, Signer, Verifier
 from ..contract.wire import to_wire_batch, unsigned_body
 from ..topics import INPUT_TOPICS, PRODUCERS, TYPE_PRODUCERS, Topic, TopicNames
@@ -231,7 +231,7 @@ class EventConsumer:
         the record keeps forged events too, flagged, so a dispute team sees them for what they
         are. Every other consumer refuses them (dead letter)."""
         topic = self._by_name[record.topic]
-        raw = decode_json(record.value or b"")
+        raw, storable = read_json(record.value or b"")
         try:
             verified = self._trust(raw, topic)
             trust_error = None
@@ -239,7 +239,7 @@ class EventConsumer:
             if not self._accept_untrusted:
                 raise
             verified, trust_error = False, exc.code
-        event = parse_event(raw)
+        event = parse_event(raw, storable=storable)
         return Incoming(event, raw, topic, record.partition, record.offset, verified,
                         trust_error=trust_error)
 

@@ -61,7 +61,7 @@ def _error(status: int, code: str, detail: str) -> JSONResponse:
 class Archiver(BatchHooks):
     """Archives events and applies them to the projections.
 
-    Archive rows are buffered during a batch and written with one ``executemany`` at its end
+    Archive rows are buffered during a batch and written with one statement at its end
     (inside the batch's transaction): the record is the busiest writer of the system, five
     events a message. Projection operations are applied event by event, in order, because a
     reply must find the buyer message delivered before it in the same batch.
@@ -83,20 +83,27 @@ class Archiver(BatchHooks):
         if self._ops:
             await PgProjections(conn, self.s).write_buffered(self._ops)
         if self._orders:
-            await conn.executemany(
-                f"INSERT INTO {self.s}.message_orders (message_id, order_id) VALUES ($1, $2) "
-                f"ON CONFLICT DO NOTHING",
-                list(self._orders.items()),
+            await conn.execute(
+                f"INSERT INTO {self.s}.message_orders (message_id, order_id) "
+                f"SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                list(self._orders), list(self._orders.values()),
             )
         if self._rows:
-            await conn.executemany(
+            # One statement for the batch; ``position`` follows the order of the rows.
+            await conn.execute(
                 f"""INSERT INTO {self.s}.archive (event_id, topic, partition, kafka_offset, type,
                         version, producer, occurred_at, correlation_id, causation_id, order_id,
                         message_id, signed, verified, redacted, event, trust_error)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                            $16, $17)
+                    SELECT e, t, p, o, ty, v, pr, oc, co, ca, ord, m, s, ve, r, ev, te
+                    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::text[],
+                                $6::int[], $7::text[], $8::timestamptz[], $9::text[],
+                                $10::text[], $11::text[], $12::text[], $13::bool[],
+                                $14::bool[], $15::bool[], $16::jsonb[], $17::text[])
+                         WITH ORDINALITY AS x(e, t, p, o, ty, v, pr, oc, co, ca, ord, m, s, ve,
+                                              r, ev, te, n)
+                    ORDER BY n
                     ON CONFLICT (event_id) DO NOTHING""",
-                self._rows,
+                *(list(column) for column in zip(*self._rows, strict=True)),
             )
         for row in self._rows:
             self.archived.labels(row[4], str(row[16] is None).lower()).inc()

@@ -82,6 +82,19 @@ def test_a_batch_commits_per_partition_it_read_the_offset_after_its_last_record(
     records = [Record("a", 0, 7, None, b""), Record("b", 2, 3, None, b""),
                Record("a", 0, 9, None, b""), Record("a", 0, 8, None, b""),
                Record("a", 1, 0, None, b"")]
-    assert batch_offsets(records) == {TopicPartition("a", 0): 10, TopicPartition("a", 1): 1,
-                                      TopicPartition("b", 2): 4}
-    assert batch_offsets([]) == {}
+    assigned = {TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 2),
+                TopicPartition("c", 0)}
+    assert batch_offsets(records, assigned) == {
+        TopicPartition("a", 0): 10, TopicPartition("a", 1): 1, TopicPartition("b", 2): 4}
+    assert batch_offsets([], assigned) == {}
+
+
+def test_a_partition_a_rebalance_took_away_during_the_batch_is_not_committed() -> None:
+    from aiokafka import TopicPartition
+
+    from bsm_shared.runtime.consumer import Record
+    from bsm_shared.runtime.kafka import batch_offsets
+
+    records = [Record("a", 0, 7, None, b""), Record("a", 1, 3, None, b"")]
+    assert batch_offsets(records, {TopicPartition("a", 1)}) == {TopicPartition("a", 1): 4}
+    assert batch_offsets(records, set()) == {}

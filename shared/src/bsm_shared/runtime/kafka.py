@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,10 @@ def subscribe(
             raise
         kafka = getattr(subscriber, "consumer", None)
         if kafka is not None:
+            offsets = batch_offsets(records, kafka.assignment())
             try:
-                await kafka.commit(batch_offsets(records))
+                if offsets:
+                    await kafka.commit(offsets)
             except KafkaError as exc:  # a rebalance, the broker away: the effects are recorded
                 log.warning("%s: offset commit failed (a redelivery is dropped as a "
                             "duplicate): %r", group.value, exc)
@@ -113,12 +116,15 @@ def subscribe(
     return subscriber
 
 
-def batch_offsets(records: Any) -> dict[TopicPartition, int]:
-    """The offsets to commit after a batch: per partition it read, the next record's offset."""
+def batch_offsets(
+    records: Any, assigned: Collection[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The offsets to commit after a batch: per partition it read, the next record's offset;
+    a partition a rebalance took away meanwhile (not in ``assigned``) is its new owner's."""
     offsets: dict[TopicPartition, int] = {}
     for r in records:
         tp = TopicPartition(r.topic, r.partition)
-        if r.offset + 1 > offsets.get(tp, -1):
+        if tp in assigned and r.offset + 1 > offsets.get(tp, -1):
             offsets[tp] = r.offset + 1
     return offsets
 

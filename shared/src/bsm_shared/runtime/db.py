@@ -26,6 +26,7 @@ import logging
 import re
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -101,6 +102,21 @@ async def keep_session(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect``, with a server that is down reported the same way however it is
+    reached. Over TCP a stopped server refuses the connection (``ConnectionRefusedError``, a
+    transient error); over its Unix socket (the local stack's services, a co-located server)
+    the socket file is gone while the server is down, and the connect raises
+    ``FileNotFoundError`` — which :func:`is_transient` rightly does not retry when an event's
+    file is missing. Here it is the outage, raised as ``ConnectionRefusedError``."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except FileNotFoundError as exc:
+        raise ConnectionRefusedError(
+            errno.ECONNREFUSED, f"PostgreSQL is not there (its Unix socket is missing): {exc}"
+        ) from exc
+
+
 async def create_pool(dsn: str, *, size: int, role: str = "") -> asyncpg.Pool:
     """A pool; with ``role``, every connection works as that role (``SET ROLE``)."""
 
@@ -109,7 +125,7 @@ async def create_pool(dsn: str, *, size: int, role: str = "") -> asyncpg.Pool:
 
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=size, command_timeout=60, init=as_role if role else None,
-        reset=keep_session,
+        reset=keep_session, connect=connect,
     )
     assert pool is not None
     return pool

@@ -24,6 +24,8 @@ import uuid
 
 import asyncpg
 
+from . import db
+
 log = logging.getLogger("bsm.liveness")
 
 #: The advisory lock's first key: the namespace of every owner lock.
@@ -56,7 +58,7 @@ class Liveness:
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return
-            conn = await asyncpg.connect(self._dsn)
+            conn = await db.connect(self._dsn)
             await conn.execute("SELECT pg_advisory_lock(hashtext($1), hashtext($2))",
                                NAMESPACE, self.owner)
             self._conn = conn

@@ -11,9 +11,9 @@ One batch of Kafka records becomes one PostgreSQL transaction:
    handler changes the service's tables and returns the events to publish, which go into the
    outbox; the batch hooks (``BatchHooks.end``: rows the handlers buffered) run last.
 3. The transaction commits; only then does the subscriber commit the offsets of the
-   partitions the batch read (``AckPolicy.MANUAL``, auto-commit off; ``kafka.subscribe``).
-   If the process dies instead,
-   Kafka redelivers from the last committed offset and step 2 drops what was already applied.
+   partitions the batch read (``AckPolicy.MANUAL``, auto-commit off; ``kafka.subscribe``). If
+   the process dies instead, Kafka redelivers from the last committed offset and step 2 drops
+   what was already applied.
 
 Isolation — one bad event never stops the stream behind it:
 

@@ -1,5 +1,6 @@
 """decode_json reads events with orjson where it agrees with ``json``, and with ``json`` where
-it would not: the result (object, or the refusal's code) is ``json.loads``'s for any input."""
+it would not: the result (object, or the refusal's code) is ``json.loads``'s for any input.
+read_json also says when the bytes rule out unstorable text, and is never wrong about it."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from bsm_shared.contract.limits import unstorable
 from bsm_shared.record_api import Quota, ReportStats, ResponseTimes, Timeline, TimelineEntry
 from bsm_shared.contract.signing import SignatureError
 from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
-from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.db import check_ident, insert_rows
 from bsm_shared.runtime.http import UNAVAILABLE, answer_outages
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Group, Topic
@@ -56,6 +56,16 @@ class _Refusal(Exception):
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": code, "detail": detail})
+
+
+#: The archive's columns as the record writes them (the order of the rows it buffers).
+ARCHIVE_COLUMNS = {
+    "event_id": "uuid", "topic": "text", "partition": "int", "kafka_offset": "bigint",
+    "type": "text", "version": "int", "producer": "text", "occurred_at": "timestamptz",
+    "correlation_id": "text", "causation_id": "text", "order_id": "text", "message_id": "text",
+    "signed": "bool", "verified": "bool", "redacted": "bool", "event": "jsonb",
+    "trust_error": "text",
+}
 
 
 class Archiver(BatchHooks):
@@ -82,29 +92,10 @@ class Archiver(BatchHooks):
     async def end(self, conn: asyncpg.Connection) -> None:
         if self._ops:
             await PgProjections(conn, self.s).write_buffered(self._ops)
-        if self._orders:
-            await conn.execute(
-                f"INSERT INTO {self.s}.message_orders (message_id, order_id) "
-                f"SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-                list(self._orders), list(self._orders.values()),
-            )
-        if self._rows:
-            # One statement for the batch; ``position`` follows the order of the rows.
-            await conn.execute(
-                f"""INSERT INTO {self.s}.archive (event_id, topic, partition, kafka_offset, type,
-                        version, producer, occurred_at, correlation_id, causation_id, order_id,
-                        message_id, signed, verified, redacted, event, trust_error)
-                    SELECT e, t, p, o, ty, v, pr, oc, co, ca, ord, m, s, ve, r, ev, te
-                    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::text[],
-                                $6::int[], $7::text[], $8::timestamptz[], $9::text[],
-                                $10::text[], $11::text[], $12::text[], $13::bool[],
-                                $14::bool[], $15::bool[], $16::jsonb[], $17::text[])
-                         WITH ORDINALITY AS x(e, t, p, o, ty, v, pr, oc, co, ca, ord, m, s, ve,
-                                              r, ev, te, n)
-                    ORDER BY n
-                    ON CONFLICT (event_id) DO NOTHING""",
-                *(list(column) for column in zip(*self._rows, strict=True)),
-            )
+        await insert_rows(conn, f"{self.s}.message_orders",
+                          {"message_id": "text", "order_id": "text"}, list(self._orders.items()))
+        await insert_rows(conn, f"{self.s}.archive", ARCHIVE_COLUMNS, self._rows,
+                          on_conflict="ON CONFLICT (event_id) DO NOTHING")
         for row in self._rows:
             self.archived.labels(row[4], str(row[16] is None).lower()).inc()
 

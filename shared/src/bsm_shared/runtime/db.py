@@ -25,7 +25,7 @@ import hashlib
 import logging
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -100,6 +100,25 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     ``init`` sets, which ``RESET ALL`` would undo."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
+
+
+async def insert_rows(
+    conn: asyncpg.Connection, table: str, columns: Mapping[str, str],
+    rows: Sequence[Sequence[Any]], *, on_conflict: str = "ON CONFLICT DO NOTHING",
+) -> None:
+    """Insert ``rows`` (tuples in the order of ``columns``: name → PostgreSQL type) with one
+    statement — an array per column, ``unnest``ed — instead of a statement per row; rows are
+    inserted in the order given, so a serial column (the outbox's ``id``, the archive's
+    ``position``) follows it. ``table`` is the caller's, already checked."""
+    if not rows:
+        return
+    names = ", ".join(check_ident(c) for c in columns)
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(columns.values(), 1))
+    await conn.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS rows_({names}, ordinal_) ORDER BY ordinal_ {on_conflict}",
+        *(list(column) for column in zip(*rows, strict=True)),
+    )
 
 
 async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:

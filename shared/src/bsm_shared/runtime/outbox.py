@@ -31,13 +31,16 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from .db import check_ident, is_transient
+from .db import check_ident, insert_rows, is_transient
 from .observe import RuntimeMetrics
 
 log = logging.getLogger("bsm.outbox")
 
 #: publish(topic, key, payload) -> a future that resolves when Kafka acknowledged the record.
 SendFn = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[object]]]
+
+
+_OUTBOX_COLUMNS = {"event_id": "uuid", "topic": "text", "key": "bytea", "payload": "bytea"}
 
 
 async def add_to_outbox(
@@ -51,14 +54,9 @@ async def add_to_outbox(
     One statement for the batch, whose rows take their ``id`` (the publishing order) in the
     order given.
     """
-    if rows:
-        event_ids, topics, keys, payloads = zip(*rows, strict=True)
-        await conn.execute(
-            f"INSERT INTO {check_ident(schema)}.outbox (event_id, topic, key, payload) "
-            "SELECT e, t, k, p FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[]) "
-            "WITH ORDINALITY AS r(e, t, k, p, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING",
-            event_ids, topics, keys, payloads,
-        )
+    await insert_rows(conn, f"{check_ident(schema)}.outbox", _OUTBOX_COLUMNS, rows,
+                      on_conflict="ON CONFLICT (event_id) DO NOTHING")
+
 
 
 class OutboxRelay:

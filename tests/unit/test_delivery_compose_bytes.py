@@ -112,7 +112,8 @@ def test_a_mail_written_directly_is_signed_and_verifies():
 
     pc = policy_checked(subject="¿Sale hoy?", text="Sí, sale hoy.", html="<p>Sí</p>")
     raw = dkim_sign.sign(core.compose_bytes(pc, sender_name="Ana García", domain=DOMAIN, now=T0),
-                         domain=DOMAIN, selector="bsm1", private_key_pem=pem)
+                         domain=DOMAIN, selector="bsm1", private_key_pem=pem,
+                         timestamp=int(T0.timestamp()))
     record = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}".encode()
     assert dkim.verify(raw, dnsfunc=lambda _name, timeout=5: record)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from bsm_delivery import dkim_sign
 from bsm_shared.runtime import verp
@@ -76,7 +76,8 @@ def test_outgoing_mail_carries_a_dkim_signature_that_verifies_against_the_publis
            b"To: bbbbbbbbbbbbbbbb@marketplace.example\r\nSubject: Silla\r\n"
            b"Message-ID: <m1@marketplace.example>\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\n"
            b"\r\nSale ma\xc3\xb1ana.\r\n")
-    signed = dkim_sign.sign(raw, domain=DOMAIN, selector="bsm1", private_key_pem=pem)
+    signed = dkim_sign.sign(raw, domain=DOMAIN, selector="bsm1", private_key_pem=pem,
+                            timestamp=int(NOW.timestamp()))
     assert signed.startswith(b"DKIM-Signature:") and b"d=marketplace.example" in signed
 
     def dns(name, timeout=5):
@@ -87,42 +88,111 @@ def test_outgoing_mail_carries_a_dkim_signature_that_verifies_against_the_publis
     assert not dkim.verify(signed.replace(b"Sale", b"Vale"), dnsfunc=dns)
 
 
-def test_dkim_signatures_through_openssl_are_the_same_bytes_as_dkimpys_own():
-    import hashlib
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key
-
-    from bsm_delivery import dkim_sign
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    parsed = parse_pem_private_key(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()))
-    for data in (b"", b"DKIM-Signature: v=1; a=rsa-sha256; ...", "Sale mañana".encode()):
-        digest = hashlib.sha256(data)
-        assert dkim_sign._openssl_rsa_sign(digest.copy(), parsed) == RSASSA_PKCS1_v1_5_sign(
-            digest.copy(), parsed)
+def _key() -> tuple[bytes, bytes]:
+    """A fresh RSA-2048 key: (PEM, the DNS record's text)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = base64.b64encode(private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    return pem, f"v=DKIM1; k=rsa; p={public}".encode()
 
 
-def test_with_the_key_parsed_once_each_key_still_signs_its_own_mails():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+PEM, RECORD = _key()
+T = int(NOW.timestamp())
 
-    from bsm_delivery import dkim_sign
 
-    dkim_sign.use_openssl_rsa()
-    mail = b"From: a@marketplace.example\r\nTo: b@marketplace.example\r\nSubject: x\r\n\r\nhi\r\n"
-    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
-    pems = [k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()) for k in keys]
-    for _ in range(2):  # the second round reads the cached parses
-        for key, pem in zip(keys, pems, strict=True):
-            public = base64.b64encode(key.public_key().public_bytes(
-                serialization.Encoding.DER,
-                serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-            signed = dkim_sign.sign(mail, domain="marketplace.example", selector="bsm1",
-                                    private_key_pem=pem)
-            assert dkim.verify(signed, dnsfunc=lambda _n, timeout=5, p=public:
-                               f"v=DKIM1; k=rsa; p={p}".encode())
+def _verifies(signed: bytes, record: bytes = RECORD) -> bool:
+    return dkim.verify(signed, dnsfunc=lambda _name, timeout=5: record)
+
+
+ODD_BODIES = [
+    b"", b"\r\n", b"\r\n\r\n\r\n", b"hi", b"hi\r\n", b"hi  \r\n\r\n \r\n\t\r\n",
+    b" lead\t\t and  inner \t spaces\t \r\nnext line \r\n", b"\tonly a tab\r\n",
+    "Sale ma\u00f1ana \u2014 \U0001f600\r\n".encode(), b"a\r\n\r\nb\r\n\r\n", b"x" * 5000 + b"\r\n",
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+def test_the_relaxed_body_is_dkimpys_relaxed_body(body):
+    from dkim.canonicalization import Relaxed
+
+    assert dkim_sign.relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+@pytest.mark.parametrize("name, value", [
+    (b"Subject", b" Silla"), (b"SUBJECT ", b"\t  Silla   roja \t"),
+    (b"To", b" a@x.example,\r\n\tb@x.example ,\r\n   c@x.example"),
+    (b"Content-Type", b" text/plain;\r\n charset=\"utf-8\""), (b"X-Empty", b""),
+])
+def test_a_relaxed_header_is_dkimpys_relaxed_header(name, value):
+    from dkim.canonicalization import Relaxed
+
+    [(cname, cvalue)] = Relaxed.canonicalize_headers([(name, value + b"\r\n")])
+    assert dkim_sign.relaxed_header(name, value) + b"\r\n" == cname + b":" + cvalue
+
+
+HEAD = (b"From: Muebles Sol <ssssssssssssssss@marketplace.example>\r\n"
+        b"To: bbbbbbbbbbbbbbbb@marketplace.example\r\nSubject:  Silla\t roja \r\n"
+        b"Message-ID: <m1@marketplace.example>\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\n")
+
+
+@pytest.mark.parametrize("raw", [
+    HEAD + b"\r\n" + body for body in ODD_BODIES] + [
+    HEAD,  # no body at all
+    HEAD.replace(b"\r\n", b"\n") + b"\nLF line ends \n\n",
+    HEAD + b"References: <a@x.example>\r\n <b@x.example>\r\n\r\nfolded\r\n",
+    HEAD + b"Subject: a second subject, the one signed\r\n\r\nrepeated\r\n",
+    HEAD + b"\r\nno CRLF after the last line  ",
+])
+def test_every_signature_verifies_with_dkimpy_whatever_the_mails_whitespace(raw):
+    signed = dkim_sign.sign(raw, domain=DOMAIN, selector="bsm1", private_key_pem=PEM,
+                            timestamp=T)
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; ")
+    assert f"t={T};".encode() in signed and b"d=marketplace.example;" in signed
+    assert max(len(line) for line in signed.split(b"\r\n\r\n")[0].split(b"\r\n")) <= 998
+    assert _verifies(signed)
+
+
+def test_a_changed_signed_header_or_body_fails_and_an_unsigned_header_does_not():
+    signed = dkim_sign.sign(HEAD + b"X-Mailer: bsm\r\n\r\nSale hoy.\r\n", domain=DOMAIN,
+                            selector="bsm1", private_key_pem=PEM, timestamp=T)
+    assert _verifies(signed)
+    assert _verifies(signed.replace(b"X-Mailer: bsm", b"X-Mailer: other"))
+    assert _verifies(signed.replace(b"Sale hoy.\r\n", b"Sale  hoy. \r\n\r\n")), "relaxed"
+    for changed in (signed.replace(b"Silla", b"Mesa"), signed.replace(b"hoy", "mañana".encode()),
+                    signed.replace(b"To: bbbb", b"To: cccc")):
+        assert not _verifies(changed)
+    assert not _verifies(signed, _key()[1]), "another key's record"
+
+
+def test_a_signature_is_the_same_bytes_for_the_same_mail_and_moment():
+    mail = HEAD + b"\r\nhi\r\n"
+    one, two = (dkim_sign.sign(mail, domain=DOMAIN, selector="bsm1", private_key_pem=PEM,
+                               timestamp=T) for _ in range(2))
+    assert one == two
+    assert one != dkim_sign.sign(mail, domain=DOMAIN, selector="bsm1", private_key_pem=PEM,
+                                 timestamp=T + 1)
+
+
+def test_a_mail_without_from_is_refused_not_signed():
+    with pytest.raises(ValueError, match="From"):
+        dkim_sign.sign(b"To: b@x.example\r\n\r\nhi\r\n", domain=DOMAIN, selector="bsm1",
+                       private_key_pem=PEM, timestamp=T)
+
+
+def test_a_dkim_key_that_cannot_sign_is_refused_when_the_settings_load():
+    from pydantic import ValidationError
+
+    from bsm_delivery.settings import DeliverySettings
+
+    ed = base64.b64encode(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())).decode()
+    common = {"pii_key": base64.b64encode(b"p" * 32).decode(), "signing_key": "unused",
+              "BSM_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    for bad in (ed, base64.b64encode(b"not a key").decode(), "%%%"):
+        with pytest.raises(ValidationError, match="not the base64 of a PEM RSA private key"):
+            DeliverySettings(**common, dkim_key=bad)
+    good = DeliverySettings(**common, dkim_key=base64.b64encode(PEM).decode())
+    assert good.dkim_key_pem() == PEM

@@ -699,7 +699,8 @@ class Delivery(BatchHooks):
                                      now=now, files=await self._files(pc), links=offered)
             if self.dkim_key is not None:
                 raw = dkim_sign.sign(raw, domain=domain, selector=self.settings.dkim_selector,
-                                     private_key_pem=self.dkim_key)
+                                     private_key_pem=self.dkim_key,
+                                     timestamp=int(now.timestamp()))
         except Exception as exc:  # noqa: BLE001 - this message's own fault: bounce it, go on
             log.error("message %s cannot be composed as mail: %r", pc.message_id, exc)
             return f"{core.UNSENDABLE}:{type(exc).__name__}: {exc}"[:300], True
@@ -780,7 +781,6 @@ def create_runtime(
 ) -> ServiceRuntime:
     """``link_issuer``: by default from ``BSM_LINK_KEY`` and ``BSM_LINK_BASE_URL`` (or
     ``BSM_GATEWAY_URL``, as the local stack has it); None sends mail without action links."""
-    dkim_sign.use_openssl_rsa()  # same DKIM signatures, computed by OpenSSL
     holder: dict[str, Delivery] = {}
     if link_issuer is _FROM_ENVIRONMENT:
         link_issuer = links.LinkIssuer.from_environment()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from bsm_shared.runtime.settings import DEFAULT_SMTP_CONNECTIONS, ServiceSettings
@@ -56,6 +56,19 @@ class DeliverySettings(ServiceSettings):
         description="Base64 of the key that opens sealed seller settings (the customer-service "
         "address of bounce notices). Without it a sealed one is ignored.",
     )
+
+    @field_validator("dkim_key")
+    @classmethod
+    def _an_rsa_private_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key that cannot sign is a configuration error at start, not a bounce a mail."""
+        if value is not None:
+            from . import dkim_sign  # cryptography loads only when a key is configured
+
+            try:
+                dkim_sign.private_key(base64.b64decode(value.get_secret_value()))
+            except (ValueError, TypeError) as exc:  # TypeError: a key behind a password
+                raise ValueError(f"not the base64 of a PEM RSA private key: {exc}") from None
+        return value
 
     def transit_key_bytes(self) -> bytes | None:
         return base64.b64decode(self.transit_key.get_secret_value()) if self.transit_key else None

@@ -65,14 +65,32 @@ async def test_quota_counts_approved_seller_messages_per_utc_day(conn):
     assert await pg.quota("s-1", day + timedelta(days=1)) == (0, int(5 * 29 / 30) + 600)
 
 
-async def test_a_batch_that_buffers_the_insert_only_operations_leaves_the_same_tables(env):
-    """Set-based writes (issue 14): the record's batch buffers the operations nothing in the
-    batch reads back and writes them at its end; the tables come out as with one statement
-    per operation."""
+async def test_a_batch_that_buffers_its_buyer_messages_and_insert_rows_leaves_the_same_tables(env):
+    """Set-based writes (issue 14): the record's batch buffers its buyer messages and the
+    operations nothing in the batch reads back, and writes them at its end (the buyer messages
+    also before a reply or an exclusion); the tables come out as with one statement per
+    operation."""
     pool = await create_pool(env["BSM_DATABASE_URL"], size=1)
     try:
+        from tests.metrics_support import delivered, marked
+
         events, _ = issue_scenario()
         events.append(reported("q1", T0 + timedelta(hours=1), reporter="b-9"))
+        h = timedelta(hours=1)
+        # Exclusions before their messages, a message twice, a reply between two messages of
+        # one conversation (it answers the first only), a message after an exclusion of its own.
+        events += [marked("q-early", T0, party="s-1"), reported("q-rep", T0, reporter="b-1"),
+                   delivered("q-early", conversation="c9", sender_role="buyer", at=T0,
+                             seller="s-1"),
+                   delivered("q-rep", conversation="c8", sender_role="buyer", at=T0,
+                             seller="s-1"),
+                   delivered("q-rep", conversation="c8", sender_role="buyer", at=T0,
+                             seller="s-1"),
+                   delivered("q-a", conversation="c7", sender_role="buyer", at=T0, seller="s-1"),
+                   delivered("r-a", conversation="c7", sender_role="seller", at=T0 + h,
+                             seller="s-1"),
+                   delivered("q-b", conversation="c7", sender_role="buyer", at=T0 + 2 * h,
+                             seller="s-1")]
         tables = []
         for buffered in (False, True):
             schema = "mt_" + uid()
@@ -88,6 +106,10 @@ async def test_a_batch_that_buffers_the_insert_only_operations_leaves_the_same_t
                     await pg.write_buffered(ops)
                 tables.append(await dump(c, schema))
         assert tables[0] == tables[1]
+        assert {r[0] for r in tables[1]["rt_excluded_early"]} == set(), "every one taken"
+        buyer = {r[0]: r for r in tables[1]["rt_buyer_messages"]}
+        assert buyer["q-early"][-1] == "no_response_needed" and buyer["q-rep"][-1] == "reported"
+        assert buyer["q-a"][6] == "r-a" and buyer["q-b"][6] is None, "the reply answers q-a"
     finally:
         await pool.close()
 

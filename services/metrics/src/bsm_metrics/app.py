@@ -73,8 +73,9 @@ class Archiver(BatchHooks):
 
     Archive rows are buffered during a batch and written with one statement at its end
     (inside the batch's transaction): the record is the busiest writer of the system, five
-    events a message. Projection operations are applied event by event, in order, because a
-    reply must find the buyer message delivered before it in the same batch.
+    events a message. So are the projections' buyer messages and insert-only rows; a reply or
+    an exclusion, which must find the buyer messages recorded before it in the same batch,
+    writes the buffered buyer messages first (:meth:`.store.PgProjections.apply`).
     """
 
     def __init__(self, rt: ServiceRuntime, registry: CollectorRegistry) -> None:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 import asyncpg
 
 from bsm_shared import quota
-from bsm_shared.runtime.db import check_ident
+from bsm_shared.runtime.db import check_ident, insert_rows
 
 from . import projections as p
 
@@ -48,42 +48,76 @@ def projection_tables(schema: str) -> list[str]:
 #: together at its end (:meth:`PgProjections.write_buffered`), one statement per table.
 BUFFERED = (p.MessageSent, p.Report, p.SellerMessageApproved, p.OrderPlaced)
 
+#: The buffered tables' columns and types, in the order of the operations' fields.
+_BUFFERED_COLUMNS: dict[type, tuple[str, dict[str, str]]] = {
+    p.MessageSent: ("message_senders", {"message_id": "text", "sender_id": "text",
+                                        "recipient_id": "text", "sender_role": "text"}),
+    p.Report: ("reports", {"message_id": "text", "reporter_id": "text", "reason": "text",
+                           "reported_at": "timestamptz"}),
+    p.SellerMessageApproved: ("seller_daily_approved", {"seller_id": "text", "day": "date",
+                                                        "message_id": "text"}),
+    p.OrderPlaced: ("seller_daily_orders", {"seller_id": "text", "day": "date",
+                                            "order_id": "text"}),
+}
+
 
 class PgProjections:
     def __init__(self, conn: asyncpg.Connection, schema: str,
                  buffer: list[p.Operation] | None = None) -> None:
         self.c = conn
         self.s = check_ident(schema)
-        #: Where :data:`BUFFERED` operations go instead of the database (None: written at once).
+        #: Where :data:`BUFFERED` operations and buyer messages go instead of the database
+        #: (None: each written at once).
         self.buffer = buffer
 
     async def write_buffered(self, ops: list[p.Operation]) -> None:
-        """The buffered insert-only operations of a batch, one ``executemany`` per table."""
-        s = self.s
-        by_table: dict[str, list[tuple]] = {}
+        """A batch's buffered operations: its buyer messages in one statement, then one
+        statement per insert-only table."""
+        await self.write_buyer_messages(ops)
+        by_table: dict[str, tuple[dict[str, str], list[tuple]]] = {}
         for op in ops:
-            if isinstance(op, p.MessageSent):
-                by_table.setdefault("message_senders", []).append(
-                    (op.message_id, op.sender_id, op.recipient_id, op.sender_role))
-            elif isinstance(op, p.Report):
-                by_table.setdefault("reports", []).append(
-                    (op.message_id, op.reporter_id, op.reason, op.reported_at))
-            elif isinstance(op, p.SellerMessageApproved):
-                by_table.setdefault("seller_daily_approved", []).append(
-                    (op.seller_id, op.day, op.message_id))
-            elif isinstance(op, p.OrderPlaced):
-                by_table.setdefault("seller_daily_orders", []).append(
-                    (op.seller_id, op.day, op.order_id))
-        for table, rows in by_table.items():
-            marks = ", ".join(f"${i + 1}" for i in range(len(rows[0])))
-            await self.c.executemany(
-                f"INSERT INTO {s}.{table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+            table, columns = _BUFFERED_COLUMNS[type(op)]
+            by_table.setdefault(table, (columns, []))[1].append(
+                tuple(getattr(op, name) for name in columns))
+        for table, (columns, rows) in by_table.items():
+            await insert_rows(self.c, f"{self.s}.{table}", columns, rows)
+
+    async def write_buyer_messages(self, ops: list[p.Operation]) -> None:
+        """Write the buffered buyer messages and take them out of ``ops``: one statement that
+        also takes (deletes) the exclusions that arrived before their message, as
+        :meth:`apply` does for one."""
+        messages = [op for op in ops if isinstance(op, p.BuyerMessage)]
+        if not messages:
+            return
+        ops[:] = [op for op in ops if not isinstance(op, p.BuyerMessage)]
+        s = self.s
+        await self.c.execute(
+            f"""WITH rows_ AS (
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                         $5::timestamptz[]) WITH ORDINALITY
+                        AS r(message_id, seller_id, buyer_id, conversation_id, submitted_at,
+                             ordinal_)),
+                early AS (DELETE FROM {s}.rt_excluded_early e USING rows_
+                          WHERE e.message_id = rows_.message_id
+                          RETURNING e.message_id, e.reason)
+                INSERT INTO {s}.rt_buyer_messages (message_id, seller_id, buyer_id,
+                    conversation_id, submitted_at, excluded)
+                SELECT r.message_id, r.seller_id, r.buyer_id, r.conversation_id,
+                       r.submitted_at, early.reason
+                FROM rows_ r LEFT JOIN early USING (message_id) ORDER BY r.ordinal_
+                ON CONFLICT (message_id) DO NOTHING""",
+            *([getattr(m, name) for m in messages] for name in (
+                "message_id", "seller_id", "buyer_id", "conversation_id", "submitted_at")),
+        )
 
     async def apply(self, op: p.Operation) -> None:
         s = self.s
-        if self.buffer is not None and isinstance(op, BUFFERED):
-            self.buffer.append(op)
-            return
+        if self.buffer is not None:
+            if isinstance(op, (*BUFFERED, p.BuyerMessage)):
+                self.buffer.append(op)
+                return
+            # A reply or an exclusion reads the buyer messages recorded before it.
+            await self.write_buyer_messages(self.buffer)
         if isinstance(op, p.BuyerMessage):
             # An exclusion may have arrived first (another topic): it is kept until then, and
             # taken (deleted) as the message is written — one statement, one round trip.

@@ -259,6 +259,13 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if type(exc) is OSError and exc.errno in _NETWORK_ERRNOS:
         return True
+    if (isinstance(exc, asyncpg.exceptions.InternalClientError)
+            and "another operation" in str(exc)):
+        # asyncpg's protocol state after the server ended the session under a pooled
+        # connection (a restart, a failover, pg_terminate_backend): "cannot switch to state
+        # 15; another operation (2) is in progress" (MagicStack/asyncpg#784, #1069). The pool
+        # replaces the connection; the next attempt works.
+        return True
     name = type(exc).__module__
     # aiokafka's retriable errors (a broker away, a leader moving) say so themselves.
     return name.startswith("aiokafka") and bool(getattr(exc, "retriable", False))

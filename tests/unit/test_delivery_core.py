@@ -145,3 +145,8 @@ def test_a_mail_without_links_is_the_message_alone_and_unknown_actions_are_left_
                              sender_name="Ana", domain="marketplace.example", now=T0,
                              links={"report": "https://gw.example/v1/links/A.B"})
     assert "Report this message to the marketplace" in html_only.get_body(("html",)).get_content()
+
+
+def test_the_worker_goes_straight_on_only_after_a_full_claim():
+    assert core.more_due((200, 0), 200) and core.more_due((3, 200), 200)
+    assert not core.more_due((199, 0), 200) and not core.more_due((0, 0), 200)

@@ -547,7 +547,8 @@ class Delivery(BatchHooks):
                 if loop.time() - last_prune >= PRUNE_EVERY_SECONDS:
                     await self.prune_finished()
                     last_prune = loop.time()
-                if await self.deliver_due() + await self.send_notices() == 0:
+                claimed = (await self.deliver_due(), await self.send_notices())
+                if not core.more_due(claimed, self.settings.batch_size):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=0.5)
                     self.wake.clear()

@@ -284,6 +284,14 @@ def next_attempt(now: datetime, attempts: int, first_retry_seconds: float) -> da
     return now + timedelta(seconds=min(first_retry_seconds * 2 ** (attempts - 1), 3600.0))
 
 
+def more_due(claimed: Sequence[int], batch_size: int) -> bool:
+    """Whether the worker goes straight on to another round: only when a claim (jobs,
+    notices) came back full, so that more may be due. Otherwise it waits for the next commit's
+    wake-up (or the poll, for retries coming due): a second claim after each batch at a steady
+    load finds nothing and costs a round trip per table."""
+    return any(n >= batch_size for n in claimed)
+
+
 def is_permanent(code: int | None) -> bool:
     """5xx SMTP replies are permanent; 4xx and connection errors are temporary."""
     return code is not None and 500 <= code < 600

@@ -15,7 +15,7 @@ def main() -> None:
     configure_logging("metrics", settings.log_level, settings.mail_domain)
     uvicorn.run(
         create_app(settings), host=settings.http_host, port=settings.http_port,
-        log_config=None, access_log=False,
+        log_config=None, access_log=False, loop=settings.event_loop,
     )
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from bsm_shared.runtime import loop
 from bsm_shared.runtime.logging import configure_logging
 
 from .app import create_app
@@ -13,7 +12,7 @@ from .settings import PolicySettings
 def main() -> None:
     settings = PolicySettings()  # type: ignore[call-arg]
     configure_logging("policy", settings.log_level, settings.mail_domain)
-    asyncio.run(create_app(settings).run())
+    loop.run(create_app(settings).run(), settings.event_loop)
 
 
 if __name__ == "__main__":

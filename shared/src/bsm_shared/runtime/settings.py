@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +71,13 @@ class ServiceSettings(BaseSettings):
         "migrations ran as the login role: least privilege at run time.",
     )
     log_level: str = Field(default="INFO", description="Log level.")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        validation_alias=_common("BSM_EVENT_LOOP"),
+        description="The event loop the service runs on: `uvloop` (libuv; the loop's own work "
+        "is a fraction of asyncio's) or `asyncio` (the standard library's, to rule uvloop out "
+        "when chasing a problem).",
+    )
     prometheus_port: int = Field(
         default=0, ge=0, le=65535,
         description="Serve the runtime's Prometheus metrics on this port (0: not served; the "

@@ -59,6 +59,7 @@ from bsm_shared.contract.wire import build_event, derived_event_id, unsigned_bod
 from bsm_shared.runtime import verp
 from bsm_shared.runtime.consumer import Outgoing
 from bsm_shared.runtime.db import is_transient
+from bsm_shared.runtime.grouped import GroupedWrites
 from bsm_shared.runtime.service import ServiceRuntime
 from bsm_shared.topics import Topic
 
@@ -237,6 +238,9 @@ class DoorHandler:
         self.reports = 0
         self.accepted = 0
         self.refused: dict[str, int] = {}
+        #: Accepted mails recorded together when they come together (the 250 of each still
+        #: waits for its own commit): one transaction and one relay wake-up for several.
+        self.records: GroupedWrites[Outgoing] = GroupedWrites(self._record, name="door-records")
 
     def _refuse(self, refusal: mail.Refusal, where: str) -> str:
         self.refused[refusal.reason_code] = self.refused.get(refusal.reason_code, 0) + 1
@@ -443,11 +447,14 @@ class DoorHandler:
             return mail.event_too_large(exc.size)
         for att in scrubbed.attachments:
             await self.blobs.put(att.content)
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            await self.rt.record(conn, [Outgoing(Topic.SUBMITTED, rel.relationship_id, event)])
-        assert self.rt.relay is not None
-        self.rt.relay.wake()
+        await self.records.add(Outgoing(Topic.SUBMITTED, rel.relationship_id, event))
         return message_id
+
+    async def _record(self, submitted: list[Outgoing]) -> None:
+        assert self.rt.pool is not None and self.rt.relay is not None
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            await self.rt.record(conn, submitted)
+        self.rt.relay.wake()
 
 
 class DoorSMTP(SMTP):

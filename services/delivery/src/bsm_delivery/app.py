@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,7 @@ from bsm_shared.contract.wire import build_event, derived_event_id
 from bsm_shared.runtime import links, verp
 from bsm_shared.runtime.consumer import BatchHooks, Incoming, Outgoing
 from bsm_shared.runtime.db import TRANSIENT_ERRORS, check_ident, is_transient
+from bsm_shared.runtime.grouped import GroupedWrites
 from bsm_shared.runtime.keyring import Keyring, is_party_sealed
 from bsm_shared.runtime.liveness import Liveness, dead_owner_sql, new_owner_id
 from bsm_shared.runtime.pii import PiiVault
@@ -199,48 +200,6 @@ class SmtpConnections:
             smtp.close()
 
 
-class GroupedMarks:
-    """Marks several lanes' mails in one statement, PostgreSQL's group commit one level up: a
-    mark made while another write is in flight waits for the next write, which takes every
-    mark made meanwhile. Each caller returns once its own mark is committed (or gets the
-    write's error), as with a statement of its own, so the crash window stays one mail per
-    lane; at steady load the lanes of a batch finish together, and their marks were one
-    commit each."""
-
-    def __init__(self, write: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._write = write
-        self._waiting: list[tuple[str, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def mark(self, key: str) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((key, done))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_groups(), name="mailed-marks")
-        await done
-
-    async def _write_groups(self) -> None:
-        group: list[tuple[str, asyncio.Future[None]]] = []
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                try:
-                    await self._write([key for key, _ in group])
-                except Exception as exc:  # noqa: BLE001 - the callers' error: handed to them
-                    for _, done in group:
-                        if not done.done():
-                            done.set_exception(exc)
-                else:
-                    for _, done in group:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._writer = None
-            for _, done in group + self._waiting:  # cancelled (stopping): nobody waits forever
-                done.cancel()
-            self._waiting = []
-
-
 class Delivery(BatchHooks):
     def __init__(self, rt: ServiceRuntime, settings: DeliverySettings,
                  on_mailed: Callable[[str], None] | None = None,
@@ -259,7 +218,8 @@ class Delivery(BatchHooks):
         self.wake = asyncio.Event()
         #: The relay connections the worker's lanes reuse from batch to batch.
         self.smtp = SmtpConnections(settings.relay_address)
-        self.marks = GroupedMarks(self._write_marks)
+        #: The lanes' mailed_at marks, several in one statement when they come together.
+        self.marks: GroupedWrites[str] = GroupedWrites(self._write_marks, name="mailed-marks")
         rt.committed_callbacks.append(self.wake.set)
         self.sent = 0
         #: Jobs of the batch being applied: (message_id, cause event id, PolicyChecked).
@@ -707,8 +667,8 @@ class Delivery(BatchHooks):
 
     async def _mailed(self, message_id: str) -> None:
         """Mark one mail accepted by the relay, at once (a tiny transaction, shared with the
-        marks other lanes made meanwhile: :class:`GroupedMarks`)."""
-        await self.marks.mark(message_id)
+        marks other lanes made meanwhile: ``bsm_shared.runtime.grouped``)."""
+        await self.marks.add(message_id)
         if self.on_mailed is not None:
             self.on_mailed(message_id)
 

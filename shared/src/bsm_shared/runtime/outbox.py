@@ -97,14 +97,16 @@ class OutboxRelay:
         """One batch: (rows published, whether more may be waiting)."""
         s = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
-            # One relay per schema at a time (see the module's docstring): per-key order. The
-            # lock is taken in the statement that reads the batch (a CTE runs once): no rows
-            # when another instance's relay holds it — it publishes these.
+            # One relay per schema at a time (see the module's docstring): per-key order.
+            mine = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"bsm-outbox:{s}"
+            )
+            if not mine:
+                return 0, False  # another instance's relay is publishing; it takes these rows
             rows = await conn.fetch(
-                f"WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext($2)) AS mine) "
-                f"SELECT id, topic, key, payload FROM {s}.outbox, lock WHERE lock.mine "
-                f"AND published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size, f"bsm-outbox:{s}",
+                f"SELECT id, topic, key, payload FROM {s}.outbox "
+                f"WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
             )
             if not rows:
                 return 0, False

@@ -45,10 +45,8 @@ def projection_tables(schema: str) -> list[str]:
 
 
 #: Operations that only add a row nothing else in the batch reads back: a batch writes them
-#: together at its end (:meth:`PgProjections.write_buffered`), one statement per table.
-BUFFERED = (p.MessageSent, p.Report, p.SellerMessageApproved, p.OrderPlaced)
-
-#: The buffered tables' columns and types, in the order of the operations' fields.
+#: together at its end (:meth:`PgProjections.write_buffered`), one statement per table — their
+#: table, and its columns and types (each value read from the operation's field of that name).
 _BUFFERED_COLUMNS: dict[type, tuple[str, dict[str, str]]] = {
     p.MessageSent: ("message_senders", {"message_id": "text", "sender_id": "text",
                                         "recipient_id": "text", "sender_role": "text"}),
@@ -59,6 +57,7 @@ _BUFFERED_COLUMNS: dict[type, tuple[str, dict[str, str]]] = {
     p.OrderPlaced: ("seller_daily_orders", {"seller_id": "text", "day": "date",
                                             "order_id": "text"}),
 }
+BUFFERED = tuple(_BUFFERED_COLUMNS)
 
 
 class PgProjections:

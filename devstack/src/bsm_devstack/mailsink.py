@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     # On uvloop, as the services: the sink stands for a relay on another machine (Postfix, a
     # provider), so the less of the bench's shared cores it takes, the truer the figures.
-    event_loop.run(serve(args.host, args.port, args.dir.resolve(), data_size_limit=args.max_size),
-             "uvloop")
+    event_loop.run(
+        serve(args.host, args.port, args.dir.resolve(), data_size_limit=args.max_size), "uvloop")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..contract.signing import Signer, Verifier, load_private_key
 from ..topics import TopicNames
 from .keyring import Keyring
+from .loop import EventLoop
 
 
 #: SMTP connections delivery's worker uses at once by default (``BSM_DELIVERY_SMTP_CONNECTIONS``):
@@ -71,7 +72,7 @@ class ServiceSettings(BaseSettings):
         "migrations ran as the login role: least privilege at run time.",
     )
     log_level: str = Field(default="INFO", description="Log level.")
-    event_loop: Literal["uvloop", "asyncio"] = Field(
+    event_loop: EventLoop = Field(
         default="uvloop",
         validation_alias=_common("BSM_EVENT_LOOP"),
         description="The event loop the service runs on: `uvloop` (libuv; the loop's own work "

@@ -261,6 +261,18 @@ def sink_count(env, message_id: str) -> int:
                if wanted in path.read_bytes())
 
 
+async def three_decisions_for_one_lane(kafka, prefix, settings_for, env):
+    """Delivery settings with one SMTP lane, and three approved messages to one known seller
+    published for it: (settings, [(message_id, event bytes)])."""
+    settings = settings_for(DeliverySettings, "delivery", smtp_connections=1)
+    seller = "s-" + uid()
+    decisions = [decision(env, recipient_party_id=seller) for _ in range(3)]
+    await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
+    for _, value in decisions:
+        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+    return settings, decisions
+
+
 async def test_a_worker_killed_right_after_the_relay_accepted_a_mail_never_mails_it_again(
     kafka, prefix, settings_for, env
 ):
@@ -268,12 +280,7 @@ async def test_a_worker_killed_right_after_the_relay_accepted_a_mail_never_mails
     mid-batch mailed every mail of the batch again (143 duplicates in a kill storm). Each mail is
     marked right after the relay's 250; the next worker (another instance, or the restarted
     one) takes the dead worker's jobs over at once and settles the mailed ones without sending."""
-    settings = settings_for(DeliverySettings, "delivery", smtp_connections=1)
-    seller = "s-" + uid()
-    decisions = [decision(env, recipient_party_id=seller) for _ in range(3)]
-    await kafka.publish(prefix + "bsm.parties", recipient(seller, f"{uid()}@x.example"), seller)
-    for _, value in decisions:
-        await kafka.publish(prefix + "bsm.messages.policy-checked", value, "r-1")
+    settings, decisions = await three_decisions_for_one_lane(kafka, prefix, settings_for, env)
     mailed: list[str] = []
 
     def kill_after_two(message_id: str) -> None:
@@ -293,6 +300,32 @@ async def test_a_worker_killed_right_after_the_relay_accepted_a_mail_never_mails
         delivered = await kafka.collect(
             prefix + "bsm.messages.delivered",
             lambda e: e["data"]["message_id"] in {m for m, _ in decisions}, count=3, settle=1.0)
+    assert sorted(e["data"]["message_id"] for e in delivered) == sorted(m for m, _ in decisions)
+    assert [sink_count(env, m) for m, _ in decisions] == [1, 1, 1]
+
+
+async def test_a_round_the_database_broke_off_is_taken_up_again_by_the_same_worker_at_once(
+    kafka, prefix, settings_for, env
+):
+    """Found by make chaos (issue 14): PostgreSQL crashed between a round's claim and its
+    settle; the worker retried, but its own leases kept the claimed jobs from every claim for
+    the whole lease (ten minutes), and four messages had no outcome when the run ended. A
+    worker now takes its own leased rows again (none is in flight at a claim): the round's jobs
+    are delivered on the next attempt, the mail the relay already accepted not sent again."""
+    settings, decisions = await three_decisions_for_one_lane(kafka, prefix, settings_for, env)
+    broken: list[str] = []
+
+    def database_gone_once(message_id: str) -> None:
+        if not broken:  # after the first mail's mark: the round fails, transiently
+            broken.append(message_id)
+            raise ConnectionResetError("stands for PostgreSQL going away mid-round")
+
+    async with running(create_runtime(settings, on_mailed=database_gone_once)):
+        delivered = await kafka.collect(
+            prefix + "bsm.messages.delivered",
+            lambda e: e["data"]["message_id"] in {m for m, _ in decisions}, count=3,
+            timeout=30.0, settle=1.0)
+    assert broken, "the round did break off"
     assert sorted(e["data"]["message_id"] for e in delivered) == sorted(m for m, _ in decisions)
     assert [sink_count(env, m) for m, _ in decisions] == [1, 1, 1]
 

@@ -531,15 +531,18 @@ class Delivery(BatchHooks):
 
     async def _claim(self, table: str, columns: str) -> list[asyncpg.Record]:
         """Lease due rows of ``table`` to this instance (``bsm_shared.runtime.liveness``): rows
-        nobody holds, whose lease ran out, or whose owner died. A short transaction: the rows
-        are worked on outside any transaction."""
+        nobody holds, whose lease ran out, or whose owner died — and rows this worker holds
+        itself: its rounds run one at a time, so at a claim none of its rows is in flight, and
+        any it holds are from a round that failed before settling them (the database went away
+        between claim and settle: they waited out the whole lease before, ten minutes). A short
+        transaction: the rows are worked on outside any transaction."""
         assert self.rt.pool is not None
         t = f"{self.s}.{check_ident(table)}"
         return await self.rt.pool.fetch(
             f"""WITH due AS (
                     SELECT message_id FROM {t}
                     WHERE state = 'pending' AND next_attempt_at <= now()
-                      AND (lease_owner IS NULL OR lease_until < now()
+                      AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now()
                            OR (lease_owner <> $1 AND {dead_owner_sql('lease_owner')}))
                     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                 UPDATE {t} AS j SET lease_owner = $1,
